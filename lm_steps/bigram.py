@@ -1,0 +1,81 @@
+"""Stage 1-2: the character bigram, counted (stage 1) and learned by gradient descent (stage 2).
+
+Both speak the curriculum's model interface ``forward(idx, targets=None) -> (logits, loss)``
+with logits of shape (B, T, V), so :func:`lm_steps.sample.generate` and
+:func:`lm_steps.evaluate.evaluate` serve them unchanged.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+import torch.nn as nn
+
+from .evaluate import lm_loss
+
+__all__ = ["count_bigrams", "CountingBigram", "NeuralBigram"]
+
+
+def count_bigrams(words: Sequence[str], tokenizer, *, boundary: str = ".") -> torch.Tensor:
+    """Count every bigram of ``words`` framed by ``boundary``: an int64 (V, V) table N[prev, next]."""
+    V = tokenizer.vocab_size
+    b = tokenizer.encode(boundary)
+    N = torch.zeros(V * V, dtype=torch.long)
+    for w in words:
+        ids = torch.tensor(b + tokenizer.encode(w) + b)
+        N += torch.bincount(ids[:-1] * V + ids[1:], minlength=V * V)
+    return N.view(V, V)  # (V, V)
+
+
+class CountingBigram(nn.Module):
+    """P(next | prev) = (N[prev, next] + smoothing) / row sum: a model with no parameters.
+
+    Its logits are log-probabilities, ``log P[idx]``; with ``smoothing=0`` an unseen bigram has
+    logit ``-inf`` and so infinite negative log-likelihood.
+    """
+
+    block_size = 1
+
+    def __init__(self, counts: torch.Tensor, smoothing: float = 0.0):
+        super().__init__()
+        if counts.dim() != 2 or counts.size(0) != counts.size(1):
+            raise ValueError(f"counts must be a square (V, V) table, got shape {tuple(counts.shape)}")
+        if smoothing < 0:
+            raise ValueError(f"smoothing must be >= 0, got {smoothing}")
+        P = counts.double() + smoothing
+        P = P / P.sum(dim=1, keepdim=True)
+        self.smoothing = smoothing
+        self.register_buffer("probs", P.float())
+        self.register_buffer("log_probs", P.log().float())
+
+    @property
+    def vocab_size(self) -> int:
+        """Number of symbols."""
+        return self.probs.size(0)
+
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):
+        """Logits (B, T, V) = log P[idx]; loss = mean NLL of ``targets`` if given."""
+        logits = self.log_probs[idx]  # (B, T, V)
+        return logits, None if targets is None else lm_loss(logits, targets)
+
+
+class NeuralBigram(nn.Module):
+    """The same model with a learned (V, V) weight matrix: logits = one_hot(idx) @ W = W[idx]."""
+
+    block_size = 1
+
+    def __init__(self, vocab_size: int, *, generator: torch.Generator | None = None):
+        super().__init__()
+        if vocab_size < 1:
+            raise ValueError(f"vocab_size must be positive, got {vocab_size}")
+        self.W = nn.Parameter(torch.randn(vocab_size, vocab_size, generator=generator))
+
+    @property
+    def vocab_size(self) -> int:
+        """Number of symbols."""
+        return self.W.size(0)
+
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):
+        """Logits (B, T, V) = W[idx] (row lookup, the same as one-hot times W); loss if ``targets``."""
+        logits = self.W[idx]  # (B, T, V)
+        return logits, None if targets is None else lm_loss(logits, targets)

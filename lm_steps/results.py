@@ -1,0 +1,57 @@
+"""A small results log shared by the notebooks, so later notebooks can tabulate earlier stages.
+
+Each notebook records its headline figures with :func:`record`; notebook 04 and 06 read them
+back with :func:`load_results` for the cross-stage tables. The log is a JSON file per profile in
+``LM_STEPS_RESULTS`` (default: ``build/`` in a checkout, else ``~/.cache/lm_steps``), written
+atomically.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from .utils import get_profile
+
+__all__ = ["results_path", "record", "load_results"]
+
+
+def results_path(profile: str | None = None) -> Path:
+    """Where the results log of ``profile`` (default: the current one) lives."""
+    profile = profile or get_profile()
+    if os.environ.get("LM_STEPS_RESULTS"):
+        folder = Path(os.environ["LM_STEPS_RESULTS"]).expanduser()
+    else:
+        repo = Path(__file__).resolve().parent.parent
+        folder = repo / "build" if (repo / "pyproject.toml").exists() else Path.home() / ".cache" / "lm_steps"
+    return folder / f"results-{profile}.json"
+
+
+def load_results(profile: str | None = None) -> dict[str, dict]:
+    """All recorded entries of ``profile`` as ``{name: {metric: value, ...}}`` (empty if none)."""
+    path = results_path(profile)
+    if not path.exists():
+        return {}
+    return json.loads(path.read_text())
+
+
+def record(name: str, *, profile: str | None = None, **metrics) -> dict:
+    """Record (or replace) the entry ``name`` with ``metrics`` (JSON-serialisable values).
+
+    Returns the stored entry. Example: ``record("03 MLP", dataset="names", split="dev",
+    nats_per_char=2.09, bits_per_char=3.02)``.
+    """
+    path = results_path(profile)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = load_results(profile)
+    data[name] = dict(metrics)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".results-")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=1, sort_keys=True)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return data[name]
