@@ -1,0 +1,352 @@
+"""Stage 5: the GPT (a decoder-only transformer), with GPT-2's parameter names.
+
+``transformer.wte`` (token embedding), ``transformer.wpe`` (learned positions), blocks
+``transformer.h[i]`` of ``ln_1 -> attn (c_attn, c_proj) -> ln_2 -> mlp (c_fc, c_proj)`` with
+pre-LayerNorm residual connections, ``transformer.ln_f`` and ``lm_head``: GPT-2 weights map
+over by name. Options: positions (learned / sinusoidal / rotary), feed-forward (GELU / ReLU /
+SwiGLU), fewer key/value heads than query heads (multi-query and grouped-query attention), and
+a key/value cache for generation (:class:`KVCache`).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .evaluate import lm_loss
+
+__all__ = ["GPTConfig", "KVCache", "written_out_attention", "CausalSelfAttention", "MLP", "Block", "GPT"]
+
+POSITIONS = ("learned", "sinusoidal", "rope")
+FEED_FORWARDS = ("gelu", "relu", "swiglu")
+
+
+@dataclass(frozen=True)
+class GPTConfig:
+    """Sizes and options of a :class:`GPT`. ``n_kv_head=None`` means ``n_head`` (plain multi-head)."""
+
+    vocab_size: int = 65
+    block_size: int = 256
+    n_layer: int = 6
+    n_head: int = 6
+    n_embd: int = 384
+    dropout: float = 0.0
+    bias: bool = False
+    tie_weights: bool = True
+    pos_encoding: str = "learned"
+    ffn: str = "gelu"
+    n_kv_head: int | None = None
+
+    def __post_init__(self):
+        for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
+        if self.n_embd % self.n_head:
+            raise ValueError(f"n_embd={self.n_embd} must be divisible by n_head={self.n_head}; "
+                             f"change one of them (e.g. n_embd={self.n_head * max(1, self.n_embd // self.n_head)})")
+        kv = self.kv_heads
+        if kv < 1 or self.n_head % kv:
+            raise ValueError(f"n_kv_head={self.n_kv_head} must divide n_head={self.n_head} "
+                             f"(1 = multi-query, n_head = multi-head, a divisor in between = grouped-query)")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.pos_encoding not in POSITIONS:
+            raise ValueError(f"pos_encoding must be one of {POSITIONS}, got {self.pos_encoding!r}")
+        if self.ffn not in FEED_FORWARDS:
+            raise ValueError(f"ffn must be one of {FEED_FORWARDS}, got {self.ffn!r}")
+        if self.pos_encoding == "rope" and self.head_size % 2:
+            raise ValueError(f"rope needs an even head size, got n_embd / n_head = {self.head_size}; "
+                             f"change n_embd or n_head")
+        if self.pos_encoding == "sinusoidal" and self.n_embd % 2:
+            raise ValueError(f"sinusoidal positions need an even n_embd, got {self.n_embd}")
+
+    @property
+    def head_size(self) -> int:
+        """Channels per attention head, ``n_embd // n_head``."""
+        return self.n_embd // self.n_head
+
+    @property
+    def kv_heads(self) -> int:
+        """Number of key/value heads (``n_kv_head``, or ``n_head`` when unset)."""
+        return self.n_head if self.n_kv_head is None else int(self.n_kv_head)
+
+
+class KVCache:
+    """Keys and values of the tokens seen so far, for every layer, so each new token costs one
+    position's work instead of a pass over the whole context.
+
+    ``k`` and ``v`` are (n_layer, B, n_kv_head, block_size, head_size); ``length`` positions
+    are filled. Keys are stored before any rotary rotation (positions are applied at attention
+    time, relative to the window), which is what lets a rotary cache :meth:`drop_oldest` and
+    stay equal to recomputing the cropped window.
+    """
+
+    def __init__(self, config: GPTConfig, batch_size: int, *, device: str | torch.device = "cpu",
+                 dtype: torch.dtype = torch.float32):
+        shape = (config.n_layer, batch_size, config.kv_heads, config.block_size, config.head_size)
+        self.k = torch.zeros(shape, device=device, dtype=dtype)
+        self.v = torch.zeros(shape, device=device, dtype=dtype)
+        self.length = 0
+        self.can_roll = config.pos_encoding == "rope"
+
+    @property
+    def capacity(self) -> int:
+        """The most positions the cache holds (the model's block size)."""
+        return self.k.size(3)
+
+    def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Store ``k``, ``v`` (B, n_kv_head, T, hs) after the filled positions of ``layer``;
+        return all keys and values so far, (B, n_kv_head, length + T, hs)."""
+        end = self.length + k.size(2)
+        self.k[layer, :, :, self.length:end] = k
+        self.v[layer, :, :, self.length:end] = v
+        return self.k[layer, :, :, :end], self.v[layer, :, :, :end]
+
+    def drop_oldest(self, n: int) -> None:
+        """Forget the ``n`` oldest positions (shifting the rest to the front)."""
+        keep = self.length - n
+        self.k[:, :, :, :keep] = self.k[:, :, :, n:self.length].clone()
+        self.v[:, :, :, :keep] = self.v[:, :, :, n:self.length].clone()
+        self.length = keep
+
+
+def written_out_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None,
+                          dropout_p: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Attention spelled out: scores, causal mask, softmax, weighted sum of the values.
+
+    ``q`` (B, nh, T, hs), ``k`` and ``v`` (B, nh, L, hs); ``mask`` (T, L) is True where a query
+    may look (default: causal, the last T of L positions). Returns the output (B, nh, T, hs)
+    and the attention weights (B, nh, T, L). Equal to ``F.scaled_dot_product_attention``.
+    """
+    T, L = q.size(-2), k.size(-2)
+    if mask is None:
+        mask = torch.ones(T, L, dtype=torch.bool, device=q.device).tril(diagonal=L - T)  # (T, L)
+    att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(k.size(-1)))  # (B, nh, T, L)
+    att = att.masked_fill(~mask, float("-inf"))
+    att = F.softmax(att, dim=-1)
+    att = F.dropout(att, p=dropout_p, training=dropout_p > 0)
+    return att @ v, att  # (B, nh, T, hs), (B, nh, T, L)
+
+
+def rope_tables(n: int, head_size: int, *, base: float = 10000.0, device=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cosines and sines (n, head_size // 2) of the rotary angles ``pos * base**(-2i / head_size)``."""
+    inv_freq = base ** (-torch.arange(0, head_size, 2, device=device, dtype=torch.float32) / head_size)
+    angles = torch.arange(n, device=device, dtype=torch.float32)[:, None] * inv_freq[None, :]  # (n, hs/2)
+    return angles.cos(), angles.sin()
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate channel pairs (first half, second half) of ``x`` (B, nh, T, hs) by the angles of its T positions."""
+    x1, x2 = x.float().chunk(2, dim=-1)  # (B, nh, T, hs/2) each
+    return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1).type_as(x)
+
+
+class CausalSelfAttention(nn.Module):
+    """Multi-head causal self-attention on ``F.scaled_dot_product_attention``.
+
+    ``c_attn`` projects to queries (n_head heads) and keys and values (n_kv_head heads each);
+    key/value heads are shared by ``n_head // n_kv_head`` query heads. Set ``written_out=True``
+    to run :func:`written_out_attention` instead (same result); with ``keep_attention=True``
+    the weights are kept in ``self.attention`` for plotting.
+    """
+
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.n_head, self.n_kv_head, self.head_size = config.n_head, config.kv_heads, config.head_size
+        kv_dim = self.n_kv_head * self.head_size
+        self.c_attn = nn.Linear(config.n_embd, config.n_embd + 2 * kv_dim, bias=config.bias)
+        self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
+        self.attn_dropout, self.resid_dropout = config.dropout, nn.Dropout(config.dropout)
+        self.written_out, self.keep_attention, self.attention = False, False, None
+
+    def forward(self, x: torch.Tensor, *, rope: tuple[torch.Tensor, torch.Tensor] | None = None,
+                cache: KVCache | None = None, layer: int = 0) -> torch.Tensor:
+        """``x`` (B, T, C) -> (B, T, C); with a ``cache``, ``x`` holds the new positions only."""
+        B, T, C = x.shape
+        kv_dim = self.n_kv_head * self.head_size
+        q, k, v = self.c_attn(x).split([C, kv_dim, kv_dim], dim=2)
+        q = q.view(B, T, self.n_head, self.head_size).transpose(1, 2)  # (B, nh, T, hs)
+        k = k.view(B, T, self.n_kv_head, self.head_size).transpose(1, 2)  # (B, nkv, T, hs)
+        v = v.view(B, T, self.n_kv_head, self.head_size).transpose(1, 2)  # (B, nkv, T, hs)
+        if cache is not None:
+            k, v = cache.update(layer, k, v)  # (B, nkv, L, hs): everything so far
+        L = k.size(2)
+        if rope is not None:
+            cos, sin = rope
+            q, k = apply_rope(q, cos[L - T:L], sin[L - T:L]), apply_rope(k, cos[:L], sin[:L])
+        if self.n_kv_head != self.n_head:
+            k = k.repeat_interleave(self.n_head // self.n_kv_head, dim=1)  # (B, nh, L, hs)
+            v = v.repeat_interleave(self.n_head // self.n_kv_head, dim=1)  # (B, nh, L, hs)
+        p = self.attn_dropout if self.training else 0.0
+        if self.written_out or self.keep_attention:
+            y, att = written_out_attention(q, k, v, dropout_p=p)
+            self.attention = att.detach() if self.keep_attention else None
+        elif L == T:
+            y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True)
+        elif T == 1:  # one new query sees every cached position
+            y = F.scaled_dot_product_attention(q, k, v, dropout_p=p)
+        else:
+            mask = torch.ones(T, L, dtype=torch.bool, device=x.device).tril(diagonal=L - T)  # (T, L)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
+        y = y.transpose(1, 2).reshape(B, T, C)  # (B, T, C): heads side by side
+        return self.resid_dropout(self.c_proj(y))
+
+
+class MLP(nn.Module):
+    """Position-wise feed-forward: ``c_fc`` up (4x wide), activation, ``c_proj`` down.
+
+    SwiGLU: ``c_fc`` makes a gate and a value (2/3 of 4x wide each, rounded up to a multiple of
+    8, so the parameter count stays close), combined as ``silu(gate) * value``.
+    """
+
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.kind = config.ffn
+        hidden = 4 * config.n_embd
+        if self.kind == "swiglu":
+            hidden = 8 * math.ceil(2 * hidden / 3 / 8)
+        self.c_fc = nn.Linear(config.n_embd, 2 * hidden if self.kind == "swiglu" else hidden, bias=config.bias)
+        self.c_proj = nn.Linear(hidden, config.n_embd, bias=config.bias)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, T, C) -> (B, T, C)."""
+        h = self.c_fc(x)
+        if self.kind == "swiglu":
+            gate, value = h.chunk(2, dim=-1)
+            h = F.silu(gate) * value
+        else:
+            h = F.gelu(h) if self.kind == "gelu" else F.relu(h)
+        return self.dropout(self.c_proj(h))
+
+
+class Block(nn.Module):
+    """A pre-LayerNorm transformer block: ``x + attn(ln_1(x))``, then ``x + mlp(ln_2(x))``."""
+
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.attn = CausalSelfAttention(config)
+        self.ln_2 = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.mlp = MLP(config)
+
+    def forward(self, x: torch.Tensor, **attn_kw) -> torch.Tensor:
+        """(B, T, C) -> (B, T, C); ``attn_kw`` (rope tables, cache, layer) go to the attention."""
+        x = x + self.attn(self.ln_1(x), **attn_kw)
+        return x + self.mlp(self.ln_2(x))
+
+
+def sinusoidal_positions(n: int, dim: int) -> torch.Tensor:
+    """Vaswani et al.'s fixed positions (n, dim): sin on even channels, cos on odd ones."""
+    pos = torch.arange(n, dtype=torch.float32)[:, None]  # (n, 1)
+    freq = torch.exp(torch.arange(0, dim, 2, dtype=torch.float32) * (-math.log(10000.0) / dim))  # (dim/2,)
+    table = torch.zeros(n, dim)
+    table[:, 0::2], table[:, 1::2] = torch.sin(pos * freq), torch.cos(pos * freq)
+    return table
+
+
+class GPT(nn.Module):
+    """A GPT language model: ``forward(idx, targets=None, *, cache=None) -> (logits, loss)``.
+
+    ``idx`` (B, T) with T <= block_size; logits are (B, T, V). With a :class:`KVCache`, ``idx``
+    holds only the new tokens, placed after the ``cache.length`` cached ones.
+    """
+
+    def __init__(self, config: GPTConfig, *, generator: torch.Generator | None = None):
+        super().__init__()
+        self.config = config
+        self.transformer = nn.ModuleDict(dict(
+            wte=nn.Embedding(config.vocab_size, config.n_embd),
+            drop=nn.Dropout(config.dropout),
+            h=nn.ModuleList(Block(config) for _ in range(config.n_layer)),
+            ln_f=nn.LayerNorm(config.n_embd, bias=config.bias),
+        ))
+        if config.pos_encoding == "learned":
+            self.transformer["wpe"] = nn.Embedding(config.block_size, config.n_embd)
+        elif config.pos_encoding == "sinusoidal":
+            self.register_buffer("pos_table", sinusoidal_positions(config.block_size, config.n_embd), persistent=False)
+        else:
+            cos, sin = rope_tables(config.block_size, config.head_size)
+            self.register_buffer("rope_cos", cos, persistent=False)
+            self.register_buffer("rope_sin", sin, persistent=False)
+        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        if config.tie_weights:
+            self.transformer.wte.weight = self.lm_head.weight  # weight tying: one matrix embeds and un-embeds
+        self.init_weights(generator=generator)
+
+    @property
+    def block_size(self) -> int:
+        """The longest context the model reads."""
+        return self.config.block_size
+
+    @torch.no_grad()
+    def init_weights(self, *, generator: torch.Generator | None = None) -> None:
+        """GPT-2's initialisation, in one place.
+
+        Linear and embedding weights ~ N(0, 0.02); biases 0; LayerNorm weight 1, bias 0; the two
+        projections that write into the residual stream (``attn.c_proj``, ``mlp.c_proj``) get
+        std ``0.02 / sqrt(2 * n_layer)`` so the stream's variance does not grow with depth.
+        """
+        for name, module in self.named_modules():
+            if isinstance(module, (nn.Linear, nn.Embedding)):
+                std = 0.02 / math.sqrt(2 * self.config.n_layer) if name.endswith("c_proj") else 0.02
+                nn.init.normal_(module.weight, mean=0.0, std=std, generator=generator)
+                if getattr(module, "bias", None) is not None:
+                    nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.LayerNorm):
+                nn.init.ones_(module.weight)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+
+    def num_params(self, *, exclude_positions: bool = False) -> int:
+        """Number of parameters (a tied matrix counted once); optionally without ``wpe``."""
+        n = sum(p.numel() for p in self.parameters())
+        if exclude_positions and "wpe" in self.transformer:
+            n -= self.transformer.wpe.weight.numel()
+        return n
+
+    def new_cache(self, batch_size: int, *, device=None, dtype=None) -> KVCache:
+        """An empty :class:`KVCache` for ``batch_size`` sequences, on the model's device."""
+        w = self.lm_head.weight
+        return KVCache(self.config, batch_size, device=device or w.device, dtype=dtype or w.dtype)
+
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, *, cache: KVCache | None = None):
+        """Logits (B, T, V) for every position and, with ``targets`` (B, T), the mean loss."""
+        B, T = idx.shape
+        start = cache.length if cache is not None else 0
+        if start + T > self.config.block_size:
+            raise ValueError(f"{start + T} positions exceed block_size={self.config.block_size}; "
+                             f"crop the input to its last {self.config.block_size} tokens")
+        x = self.transformer.wte(idx)  # (B, T, C)
+        kind = self.config.pos_encoding
+        if kind == "learned":
+            x = x + self.transformer.wpe(torch.arange(start, start + T, device=idx.device))  # (T, C) broadcast
+        elif kind == "sinusoidal":
+            x = x + self.pos_table[start:start + T]  # (T, C) broadcast
+        rope = (self.rope_cos, self.rope_sin) if kind == "rope" else None
+        x = self.transformer.drop(x)
+        for i, block in enumerate(self.transformer.h):
+            x = block(x, rope=rope, cache=cache, layer=i)
+        if cache is not None:
+            cache.length += T
+        logits = self.lm_head(self.transformer.ln_f(x))  # (B, T, V)
+        return logits, None if targets is None else lm_loss(logits, targets)
+
+    @torch.no_grad()
+    def attention_maps(self, idx: torch.Tensor) -> torch.Tensor:
+        """Attention weights of every layer and head for ``idx`` (B, T): (n_layer, B, nh, T, T), in eval mode."""
+        was_training = self.training
+        self.eval()
+        attns = [block.attn for block in self.transformer.h]
+        try:
+            for a in attns:
+                a.keep_attention = True
+            self(idx)
+            return torch.stack([a.attention for a in attns])  # (n_layer, B, nh, T, T)
+        finally:
+            for a in attns:
+                a.keep_attention, a.attention = False, None
+            self.train(was_training)
