@@ -21,7 +21,7 @@ from .evaluate import lm_loss
 __all__ = ["GPTConfig", "KVCache", "written_out_attention", "CausalSelfAttention", "MLP", "Block", "GPT"]
 
 POSITIONS = ("learned", "sinusoidal", "rope")
-FEED_FORWARDS = ("gelu", "relu", "swiglu")
+FEED_FORWARDS = ("gelu", "relu", "swiglu", "gelu_tanh")  # gelu_tanh: GPT-2's tanh approximation
 
 
 @dataclass(frozen=True)
@@ -219,7 +219,7 @@ class MLP(nn.Module):
             gate, value = h.chunk(2, dim=-1)
             h = F.silu(gate) * value
         else:
-            h = F.gelu(h) if self.kind == "gelu" else F.relu(h)
+            h = F.gelu(h) if self.kind == "gelu" else F.relu(h) if self.kind == "relu" else F.gelu(h, approximate="tanh")
         return self.dropout(self.c_proj(h))
 
 

@@ -1,0 +1,109 @@
+"""Load Hugging Face GPT-2 weights into :class:`lm_steps.gpt.GPT`.
+
+Our GPT uses GPT-2's parameter names, so the import is a rename-free copy with one twist:
+Hugging Face keeps GPT-2's original ``Conv1D`` layers, whose weights are stored (in, out), the
+transpose of ``nn.Linear``'s (out, in). GPT-2 also has biases everywhere, LayerNorm eps 1e-5,
+learned positions, tied embeddings and the tanh approximation of GELU (``gelu_new``).
+
+With the network, evaluate the real 124M model on WikiText-2 (raw) with a sliding window::
+
+    python -m lm_steps.gpt2 --model gpt2 --config wikitext-2-raw-v1 --split test --stride 512
+
+The figure to expect is a word-level perplexity of about 29-30 with GPT-2's 1,024-token window
+(the GPT-2 paper reports 29.41 zero-shot on WikiText-2); this was not measured here (no network).
+"""
+from __future__ import annotations
+
+import torch
+
+from .gpt import GPT, GPTConfig
+
+__all__ = ["CONV1D_WEIGHTS", "config_from_hf", "gpt_from_hf_state_dict", "gpt_from_hf", "from_pretrained"]
+
+#: Parameters stored as Conv1D (in, out) in Hugging Face's GPT-2; nn.Linear wants (out, in).
+CONV1D_WEIGHTS = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
+_ACTIVATIONS = {"gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh", "gelu": "gelu", "relu": "relu"}
+
+
+def config_from_hf(hf_config) -> GPTConfig:
+    """The :class:`GPTConfig` of a ``transformers.GPT2Config`` (biases on, learned positions, tied)."""
+    act = getattr(hf_config, "activation_function", "gelu_new")
+    if act not in _ACTIVATIONS:
+        raise ValueError(f"GPT-2 activation {act!r} has no counterpart here; supported: {', '.join(_ACTIVATIONS)}")
+    if abs(getattr(hf_config, "layer_norm_epsilon", 1e-5) - 1e-5) > 1e-12:
+        raise ValueError("only layer_norm_epsilon=1e-5 (nn.LayerNorm's default, GPT-2's value) is supported")
+    return GPTConfig(vocab_size=hf_config.vocab_size, block_size=hf_config.n_positions, n_layer=hf_config.n_layer,
+                     n_head=hf_config.n_head, n_embd=hf_config.n_embd, dropout=0.0, bias=True, tie_weights=True,
+                     pos_encoding="learned", ffn=_ACTIVATIONS[act])
+
+
+def gpt_from_hf_state_dict(state_dict: dict[str, torch.Tensor], config: GPTConfig) -> GPT:
+    """A :class:`GPT` holding a Hugging Face GPT2LMHeadModel state dict (Conv1D weights transposed).
+
+    Raises KeyError naming any parameter that is missing or left over.
+    """
+    model = GPT(config)
+    ours = model.state_dict()
+    theirs = {k: v for k, v in state_dict.items()
+              if not k.endswith((".attn.bias", ".attn.masked_bias"))}  # old versions keep the causal mask as a buffer
+    missing = sorted(set(ours) - set(theirs))
+    extra = sorted(set(theirs) - set(ours))
+    if missing or extra:
+        raise KeyError(f"GPT-2 state dict does not match GPT({config}): missing {missing[:5]}, unexpected {extra[:5]}")
+    with torch.no_grad():
+        for name, tensor in theirs.items():
+            value = tensor.t() if name.endswith(CONV1D_WEIGHTS) else tensor  # Conv1D (in, out) -> Linear (out, in)
+            if value.shape != ours[name].shape:
+                raise ValueError(f"{name}: GPT-2 has shape {tuple(value.shape)}, ours {tuple(ours[name].shape)}")
+            ours[name].copy_(value)
+    return model
+
+
+def gpt_from_hf(hf_model) -> GPT:
+    """A :class:`GPT` with the weights of a ``transformers.GPT2LMHeadModel`` (in eval mode)."""
+    model = gpt_from_hf_state_dict(hf_model.state_dict(), config_from_hf(hf_model.config))
+    return model.eval()
+
+
+def from_pretrained(name: str = "gpt2", *, device: str | torch.device = "cpu") -> GPT:
+    """Download (needs the network and ``transformers``) and load ``gpt2``, ``gpt2-medium``, ..."""
+    try:
+        from transformers import GPT2LMHeadModel
+    except ImportError as err:
+        raise ImportError("loading GPT-2 weights needs `pip install transformers`") from err
+    return gpt_from_hf(GPT2LMHeadModel.from_pretrained(name)).to(device)
+
+
+def _main(argv=None) -> None:
+    import argparse
+
+    from . import data, wikitext
+    from .evaluate import evaluate_stream
+    from .tokenizers import pretrained_encoding
+    from .utils import auto_device
+
+    parser = argparse.ArgumentParser(prog="python -m lm_steps.gpt2", description="Evaluate GPT-2 on WikiText-2.")
+    parser.add_argument("--model", default="gpt2")
+    parser.add_argument("--config", default="wikitext-2-raw-v1", choices=["wikitext-2-raw-v1", "wikitext-2-v1"])
+    parser.add_argument("--split", default="test", choices=["validation", "test"])
+    parser.add_argument("--stride", type=int, default=512)
+    parser.add_argument("--block-size", type=int, default=1024)
+    args = parser.parse_args(argv)
+    device = auto_device()
+    model = from_pretrained(args.model, device=device)
+    enc = pretrained_encoding("r50k_base")
+    if args.config == "wikitext-2-raw-v1":
+        rows = data.load_wikitext(args.config)[args.split]["text"]
+        text = "".join(row or " \n" for row in rows)  # the files' layout: blank lines are " \n"
+    else:
+        text = data.wikitext_splits(args.config)[args.split]
+    stream = wikitext.token_stream(enc, wikitext.split_articles(text))
+    r = evaluate_stream(model, stream, block_size=args.block_size, stride=args.stride, progress=True,
+                        n_bytes=len(text.encode("utf-8")), n_words=wikitext.count_words(text), device=device)
+    print(f"{args.model} on {args.config} {args.split} (window {args.block_size}, stride {args.stride}): "
+          f"{r['loss']:.4f} nats/token, token ppl {r['ppl']:.2f}, word ppl {r['word_ppl']:.2f}, "
+          f"{r['bits_per_byte']:.4f} bits/byte over {r['n_words']:,} words")
+
+
+if __name__ == "__main__":
+    _main()
