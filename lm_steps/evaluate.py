@@ -1,13 +1,24 @@
-"""Losses and evaluation shared by every model in the curriculum."""
+"""Losses and evaluation shared by every model in the curriculum.
+
+``evaluate`` scores (context -> next) example sets. For one long token stream (WikiText),
+``token_nlls`` scores every token once, either in non-overlapping chunks or with a sliding window
+(``stride`` < ``block_size``: every token keeps at least ``block_size - stride`` tokens of
+context), and ``evaluate_stream`` turns the total into nats per token, bits per byte and
+word-level perplexity. ``evaluate_checkpoints`` does that for every checkpoint in a folder.
+"""
 from __future__ import annotations
 
 import itertools
 import math
+import os
+from pathlib import Path
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
 
-__all__ = ["IGNORE_INDEX", "lm_loss", "evaluate"]
+__all__ = ["IGNORE_INDEX", "lm_loss", "evaluate", "token_nlls", "evaluate_stream", "nll_metrics",
+           "evaluate_checkpoints"]
 
 IGNORE_INDEX = -1
 
@@ -30,6 +41,11 @@ def lm_loss(logits: torch.Tensor, targets: torch.Tensor, *, reduction: str = "me
                            ignore_index=IGNORE_INDEX, reduction=reduction, label_smoothing=label_smoothing)
 
 
+def _device_of(model: torch.nn.Module) -> torch.device:
+    first = next(itertools.chain(model.parameters(), model.buffers()), None)
+    return first.device if first is not None else torch.device("cpu")
+
+
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, X: torch.Tensor, Y: torch.Tensor, *, batch_size: int = 4096,
              device: str | torch.device | None = None, chars_per_token: float = 1.0) -> dict:
@@ -40,9 +56,7 @@ def evaluate(model: torch.nn.Module, X: torch.Tensor, Y: torch.Tensor, *, batch_
     ``bits_per_char`` (``bits_per_token / chars_per_token``) and ``n_tokens``.
     The model's train/eval mode is restored afterwards.
     """
-    if device is None:
-        first = next(itertools.chain(model.parameters(), model.buffers()), None)
-        device = first.device if first is not None else "cpu"
+    device = _device_of(model) if device is None else device
     was_training = model.training
     model.eval()
     total, count = 0.0, 0
@@ -58,3 +72,123 @@ def evaluate(model: torch.nn.Module, X: torch.Tensor, Y: torch.Tensor, *, batch_
     bits = loss / math.log(2)
     return {"loss": loss, "ppl": math.exp(loss), "bits_per_token": bits,
             "bits_per_char": bits / chars_per_token, "n_tokens": count}
+
+
+@torch.no_grad()
+def token_nlls(model: torch.nn.Module, tokens: torch.Tensor, *, block_size: int | None = None,
+               stride: int | None = None, batch_size: int = 8, device: str | torch.device | None = None,
+               progress: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """NLL (nats) of every token of a 1-D stream after the first, and the context each one had.
+
+    Windows of ``block_size`` tokens (default: the model's) start every ``stride`` tokens (default:
+    ``block_size``, i.e. non-overlapping chunks). The first window scores all its positions; each
+    later one scores only the targets no earlier window reached (its last ``stride``), so every
+    token is scored exactly once, with at least ``block_size - stride`` tokens of context once
+    the stream is that long. Returns ``nll`` and ``context`` (float32 and int64, length
+    ``len(tokens) - 1``; ``context[j]`` tokens preceded target ``tokens[j + 1]``). Runs in eval
+    mode and restores the model's mode.
+    """
+    T = model.block_size if block_size is None else block_size
+    stride = T if stride is None else stride
+    if not 1 <= stride <= T:
+        raise ValueError(f"stride must be between 1 and block_size={T}, got {stride}")
+    if tokens.dim() != 1 or len(tokens) < 2:
+        raise ValueError(f"need a 1-D stream of at least 2 tokens, got shape {tuple(tokens.shape)}")
+    device = _device_of(model) if device is None else device
+    N = len(tokens) - 1  # number of targets
+    windows = []  # (start, length, first scored position)
+    start, scored_to = 0, 0  # targets 1..scored_to are done
+    while scored_to < N:
+        length = min(T, N - start)
+        windows.append((start, length, scored_to - start))
+        scored_to = start + length
+        start += stride
+    nll = torch.empty(N, dtype=torch.float32)
+    context = torch.empty(N, dtype=torch.long)
+    was_training = model.training
+    model.eval()
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=len(windows), desc="evaluate", unit="window")
+    try:
+        i = 0
+        while i < len(windows):
+            length = windows[i][1]
+            group = [w for w in windows[i:i + batch_size] if w[1] == length]  # equal lengths batch together
+            x = torch.stack([tokens[s:s + length] for s, _, _ in group]).to(device)  # (B, T)
+            y = torch.stack([tokens[s + 1:s + 1 + length] for s, _, _ in group]).to(device)  # (B, T)
+            logits, _ = model(x)
+            losses = F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), y.reshape(-1),  # (B*T, V)
+                                     reduction="none").view(len(group), length).cpu()  # (B, T)
+            for row, (s, _, first) in enumerate(group):
+                nll[s + first:s + length] = losses[row, first:]
+                context[s + first:s + length] = torch.arange(first + 1, length + 1)
+            i += len(group)
+            if bar is not None:
+                bar.update(len(group))
+    finally:
+        model.train(was_training)
+        if bar is not None:
+            bar.close()
+    return nll, context
+
+
+def nll_metrics(total_nll: float, n_tokens: int, *, n_bytes: int | None = None, n_words: int | None = None) -> dict:
+    """Figures from a total NLL in nats: ``loss`` (nats/token), ``ppl``, ``bits_per_token``,
+    ``n_tokens``, and when given, ``bits_per_byte`` (total bits / UTF-8 bytes of the scored text)
+    and ``word_ppl`` (``exp(total / n_words)``, comparable across tokenizers)."""
+    loss = total_nll / max(n_tokens, 1)
+    out = {"loss": loss, "ppl": math.exp(loss), "bits_per_token": loss / math.log(2), "n_tokens": n_tokens,
+           "total_nll": total_nll}
+    if n_bytes:
+        out.update(n_bytes=n_bytes, bits_per_byte=total_nll / math.log(2) / n_bytes)
+    if n_words:
+        out.update(n_words=n_words, word_ppl=math.exp(total_nll / n_words))
+    return out
+
+
+def evaluate_stream(model: torch.nn.Module, tokens: torch.Tensor, *, block_size: int | None = None,
+                    stride: int | None = None, n_bytes: int | None = None, n_words: int | None = None,
+                    batch_size: int = 8, device: str | torch.device | None = None, progress: bool = False) -> dict:
+    """Score a whole token stream (see :func:`token_nlls`) and return :func:`nll_metrics` plus
+    ``min_context`` (the least context any token beyond the first window had) and ``stride``."""
+    T = model.block_size if block_size is None else block_size
+    nll, context = token_nlls(model, tokens, block_size=T, stride=stride, batch_size=batch_size,
+                              device=device, progress=progress)
+    out = nll_metrics(float(nll.double().sum()), len(nll), n_bytes=n_bytes, n_words=n_words)
+    later = context[T:]
+    out.update(stride=T if stride is None else stride, block_size=T,
+               min_context=int(later.min()) if len(later) else int(context.min()))
+    return out
+
+
+def evaluate_checkpoints(folder: str | os.PathLike, tokens: torch.Tensor, *, pattern: str = "*.pt",
+                         load: Callable | None = None, device: str | torch.device = "cpu",
+                         progress: bool = False, **stream_kw) -> list[dict]:
+    """Evaluate every checkpoint in ``folder`` (sorted by step) on one token stream.
+
+    ``load(path, device=...)`` returns ``(model, ckpt)`` (default:
+    :func:`lm_steps.checkpoint.gpt_from_checkpoint`); ``stream_kw`` goes to
+    :func:`evaluate_stream`. Returns one dict per checkpoint: ``path``, ``step`` and the metrics.
+    """
+    if load is None:
+        from .checkpoint import gpt_from_checkpoint as load
+    paths = sorted(Path(folder).glob(pattern))
+    if not paths:
+        raise FileNotFoundError(f"no checkpoints matching {pattern!r} in {folder}")
+    results = []
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=len(paths), desc="checkpoints", unit="ckpt")
+    for path in paths:
+        model, ckpt = load(path, device=device)
+        metrics = evaluate_stream(model, tokens, device=device, **stream_kw)
+        results.append({"path": str(path), "step": int(ckpt.get("step", 0)), **metrics})
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(step=results[-1]["step"], loss=f"{metrics['loss']:.3f}")
+    if bar is not None:
+        bar.close()
+    return sorted(results, key=lambda r: (r["step"], r["path"]))
