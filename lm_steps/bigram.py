@@ -10,6 +10,7 @@ from typing import Sequence
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from .evaluate import lm_loss
 
@@ -77,5 +78,5 @@ class NeuralBigram(nn.Module):
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):
         """Logits (B, T, V) = W[idx] (row lookup, the same as one-hot times W); loss if ``targets``."""
-        logits = self.W[idx]  # (B, T, V)
+        logits = F.embedding(idx, self.W)  # (B, T, V): row idx of W, i.e. one_hot(idx) @ W
         return logits, None if targets is None else lm_loss(logits, targets)

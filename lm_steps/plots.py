@@ -5,7 +5,9 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["bigram_heatmap", "loss_curve"]
+__all__ = ["bigram_heatmap", "loss_curve", "lr_range", "activation_histograms", "gradient_histograms",
+           "weight_gradient_histograms", "update_ratios", "saturation_map", "embedding_scatter",
+           "similarity_heatmap"]
 
 
 def _axes(ax, figsize):
@@ -29,11 +31,13 @@ def bigram_heatmap(table, labels: Sequence[str], *, ax=None, fmt: str = "{:d}", 
         raise ValueError(f"need a square table with one label per row, got {t.shape} and {len(labels)} labels")
     ax = _axes(ax, (14, 14))
     ax.imshow(t, cmap=cmap)
+    dark = np.nanmax(t) * 0.6
     for i in range(V):
         for j in range(V):
             value = int(t[i, j]) if fmt == "{:d}" else float(t[i, j])
-            ax.text(j, i, labels[i] + labels[j], ha="center", va="bottom", color="gray", fontsize=fontsize)
-            ax.text(j, i, fmt.format(value), ha="center", va="top", color="gray", fontsize=fontsize)
+            color = "white" if t[i, j] > dark else "dimgray"
+            ax.text(j, i, labels[i] + labels[j], ha="center", va="bottom", color=color, fontsize=fontsize)
+            ax.text(j, i, fmt.format(value), ha="center", va="top", color=color, fontsize=fontsize)
     ax.set_xticks(range(V), labels)
     ax.set_yticks(range(V), labels)
     ax.set_xlabel("next")
@@ -65,4 +69,126 @@ def loss_curve(history: dict, *, ax=None, smooth: int = 1, log_y: bool = False, 
     if title:
         ax.set_title(title)
     ax.legend()
+    return ax
+
+
+# ----------------------------------------------------------------------------- stages 3-4: diagnostics
+def lr_range(lrs, losses, *, ax=None, smooth: int = 20, title: str | None = None):
+    """Loss against an exponentially growing learning rate (log x axis), smoothed over ``smooth`` steps.
+
+    The good rates are where the curve is low and still falling, before it turns up or explodes.
+    """
+    ax = _axes(ax, (7, 4))
+    lrs, losses = np.asarray(lrs, dtype=float), np.asarray(losses, dtype=float)
+    ax.plot(lrs, losses, alpha=0.3, color="C0", label="loss per step")
+    if smooth > 1 and len(losses) >= smooth:
+        ax.plot(lrs[smooth - 1:], np.convolve(losses, np.ones(smooth) / smooth, mode="valid"), color="C0",
+                label=f"mean of {smooth}")
+    ax.set_xscale("log")
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel("loss (nats per token)")
+    ax.set_title(title or "learning-rate range test")
+    ax.legend()
+    return ax
+
+
+def _hist_lines(ax, series, xlabel, title, bins=100):
+    for label, values in series:
+        counts, edges = np.histogram(np.asarray(values, dtype=float).ravel(), bins=bins, density=True)
+        ax.plot((edges[:-1] + edges[1:]) / 2, counts, label=label)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("density")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    return ax
+
+
+def activation_histograms(stats, *, ax=None, title: str = "activation distribution"):
+    """One histogram line per layer of :func:`lm_steps.diagnostics.layer_stats` output, labelled with
+    the layer's mean, std and share of saturated units (|h| > 0.99)."""
+    ax = _axes(ax, (10, 4))
+    series = [(f"{s.name} ({s.kind}): mean {s.mean:+.2f}, std {s.std:.2f}, saturated {s.saturated:.1%}",
+               s.out.cpu()) for s in stats]
+    return _hist_lines(ax, series, "activation", title)
+
+
+def gradient_histograms(stats, *, ax=None, title: str = "gradient distribution"):
+    """Histograms of the gradients flowing into each layer (``LayerStats.grad``), with mean and std."""
+    ax = _axes(ax, (10, 4))
+    series = [(f"{s.name} ({s.kind}): mean {s.grad.mean().item():+.1e}, std {s.grad.std().item():.1e}",
+               s.grad.cpu()) for s in stats if s.grad is not None]
+    return _hist_lines(ax, series, "gradient", title)
+
+
+def weight_gradient_histograms(rows, *, ax=None, title: str = "weight gradient distribution"):
+    """Histograms of each weight matrix's gradient (:func:`lm_steps.diagnostics.param_stats` rows),
+    labelled with its shape and gradient-to-data ratio."""
+    ax = _axes(ax, (10, 4))
+    series = [(f"{r['name']} {tuple(r['shape'])}: std {r['std']:.1e}, grad:data {r['ratio']:.1e}", r["grad"].cpu())
+              for r in rows]
+    return _hist_lines(ax, series, "gradient", title)
+
+
+def update_ratios(ratios, names: Sequence[str], *, ax=None, guide: float = -3.0, title: str | None = None):
+    """log10(update / data) per weight matrix over training, with a dashed guide line at ``guide`` (1e-3)."""
+    ax = _axes(ax, (10, 4))
+    ratios = np.asarray(ratios, dtype=float)
+    for j, name in enumerate(names):
+        ax.plot(ratios[:, j], label=name, lw=1)
+    ax.axhline(guide, color="k", ls="--", lw=1, label=f"1e{guide:g} guide")
+    ax.set_xlabel("step")
+    ax.set_ylabel("log10(std(update) / std(weight))")
+    ax.set_title(title or "update-to-data ratio")
+    ax.legend(fontsize=8)
+    return ax
+
+
+def saturation_map(h, *, ax=None, threshold: float = 0.99, title: str | None = None):
+    """Examples (rows) by units (columns) of a tanh layer: white where |h| > ``threshold``.
+    A column that is white all the way down is a dead unit."""
+    ax = _axes(ax, (10, 3))
+    t = np.asarray(h.detach().cpu() if hasattr(h, "detach") else h)
+    t = t.reshape(-1, t.shape[-1])  # (N, C)
+    ax.imshow(np.abs(t) > threshold, cmap="gray", interpolation="nearest", aspect="auto")
+    ax.set_xlabel("hidden unit")
+    ax.set_ylabel("example")
+    ax.set_title(title or f"|h| > {threshold} (white): {np.mean(np.abs(t) > threshold):.1%} saturated")
+    return ax
+
+
+def embedding_scatter(weight, labels: Sequence[str], *, ax=None, title: str | None = None):
+    """Each character at its position in a 2-D embedding table ``weight`` (V, 2)."""
+    ax = _axes(ax, (6, 6))
+    w = np.asarray(weight.detach().cpu() if hasattr(weight, "detach") else weight)
+    if w.ndim != 2 or w.shape[1] != 2 or len(labels) != w.shape[0]:
+        raise ValueError(f"need a (V, 2) table and V labels, got {w.shape} and {len(labels)} labels")
+    ax.scatter(w[:, 0], w[:, 1], s=200, color="C0", alpha=0.4)
+    for (x, y), c in zip(w, labels):
+        ax.text(x, y, c, ha="center", va="center", fontsize=11)
+    ax.set_xlabel("embedding dimension 0")
+    ax.set_ylabel("embedding dimension 1")
+    ax.grid(alpha=0.3)
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def similarity_heatmap(sim, labels: Sequence[str], *, ax=None, order: Sequence[int] | None = None,
+                       relu: bool = True, title: str | None = None, cmap: str = "viridis"):
+    """A (V, V) similarity matrix as a heatmap, rows and columns in ``order``; ``relu`` shows
+    max(0, similarity), so only the pairs pointing the same way stand out."""
+    ax = _axes(ax, (7, 6))
+    s = np.asarray(sim.detach().cpu() if hasattr(sim, "detach") else sim, dtype=float)
+    if s.shape != (len(labels), len(labels)):
+        raise ValueError(f"need a square matrix with one label per row, got {s.shape} and {len(labels)} labels")
+    order = list(range(len(labels))) if order is None else list(order)
+    s = s[np.ix_(order, order)]
+    if relu:
+        s = np.maximum(s, 0)
+    im = ax.imshow(s, cmap=cmap, vmin=0 if relu else -1, vmax=1)
+    ticks = [labels[i] for i in order]
+    ax.set_xticks(range(len(order)), ticks)
+    ax.set_yticks(range(len(order)), ticks)
+    ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    ax.set_title(title or ("ReLU(cosine similarity)" if relu else "cosine similarity"))
     return ax

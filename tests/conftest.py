@@ -1,0 +1,22 @@
+"""Shared fixtures: the real datasets come from LM_STEPS_DATA (CI) or the cache; never the network."""
+from __future__ import annotations
+
+import pytest
+
+from lm_steps import data
+from lm_steps.tokenizers import CharTokenizer
+
+
+@pytest.fixture(scope="session")
+def names():
+    """All 32,033 names (skips with a reason when neither LM_STEPS_DATA nor the cache holds them)."""
+    try:
+        return data.load_names(progress=False)
+    except data.DataUnavailableError as err:
+        pytest.skip(f"names.txt not available offline: {err}")
+
+
+@pytest.fixture(scope="session")
+def names_tok(names):
+    """The 27-symbol names vocabulary with '.' at id 0."""
+    return CharTokenizer.from_text(names, boundary=".")
