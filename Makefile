@@ -30,7 +30,6 @@ $(PY):
 	$(PYTHON) -m venv $(ENV_DIR)
 
 $(STAMP): $(PY) requirements.txt pyproject.toml
-	$(PY) -m pip install --upgrade pip
 	$(PY) -m pip install "$(TORCH_SPEC)"
 	$(PY) -m pip install -r requirements.txt -e .
 	touch $(STAMP)
