@@ -1,0 +1,91 @@
+"""The stage-4 WaveNet: sizes, the hierarchical/convolutional equivalence, training."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch.testing import assert_close
+
+from lm_steps.layers import BatchNorm1d
+from lm_steps.mlp import LastPosition, Recipe, train_recipe
+from lm_steps.wavenet import WAVENET_CONFIGS, CausalConvWaveNet, WaveNet, WaveNetConfig
+
+
+def _gen(seed=0):
+    return torch.Generator().manual_seed(seed)
+
+
+def _small(**kw):
+    return WaveNet(WaveNetConfig(n_embd=6, n_hidden=16, **kw), generator=_gen())
+
+
+def test_parameter_counts():
+    assert sum(p.numel() for p in WaveNet(WAVENET_CONFIGS["lecture"]).parameters()) == 76_579
+    assert sum(p.numel() for p in WaveNet(WAVENET_CONFIGS["lecture_small"]).parameters()) == 22_397
+
+
+def test_config_validation():
+    with pytest.raises(ValueError, match="power of two"):
+        WaveNetConfig(block_size=6)
+    assert WaveNetConfig(block_size=16).n_levels == 4
+
+
+def test_hierarchy_shapes():
+    model = _small()
+    x = model.wte(torch.zeros(5, 8, dtype=torch.long))
+    shapes = []
+    for layer in model.net:
+        x = layer(x)
+        shapes.append(tuple(x.shape))
+    assert shapes[0] == (5, 4, 12) and shapes[4] == (5, 2, 32) and shapes[8] == (5, 32) and shapes[-1] == (5, 27)
+    logits, _ = model(torch.zeros(3, 11, dtype=torch.long))
+    assert logits.shape == (3, 11, 27)
+
+
+def test_batchnorm_statistics_per_feature_after_training_step():
+    model = _small()
+    X = torch.randint(0, 27, (64, 8), generator=_gen(1))
+    Y = torch.randint(0, 27, (64,), generator=_gen(2))
+    train_recipe(model, X, Y, Recipe(steps=2, batch_size=32, lr=0.1, final_lr=0.1), generator=_gen(3))
+    for bn in (m for m in model.modules() if isinstance(m, BatchNorm1d)):
+        assert bn.running_mean.shape == (16,)  # not (1, 4, 16): the 3-D fix
+
+
+@pytest.mark.parametrize("T", [1, 5, 8, 13])
+def test_convolution_equals_hierarchy(T):
+    model = _small()
+    X = torch.randint(0, 27, (64, 8), generator=_gen(1))
+    Y = torch.randint(0, 27, (64,), generator=_gen(2))
+    train_recipe(model, X, Y, Recipe(steps=20, batch_size=32, lr=0.1, final_lr=0.1), generator=_gen(3))
+    model.eval()
+    conv = CausalConvWaveNet(model)
+    assert sum(p.numel() for p in conv.parameters()) == sum(p.numel() for p in model.parameters())
+    idx = torch.randint(0, 27, (4, T), generator=_gen(T))
+    c, _ = conv(idx)
+    h, _ = model(idx)
+    assert c.shape == h.shape == (4, T, 27)
+    assert_close(c, h, atol=1e-5, rtol=1e-5)  # every position, not only the last
+    assert_close(c[:, -1], LastPosition(model)(idx)[0][:, 0], atol=1e-5, rtol=1e-5)
+
+
+def test_causality_of_convolution():
+    model = _small().eval()
+    conv = CausalConvWaveNet(model)
+    idx = torch.randint(1, 27, (2, 20), generator=_gen(5))
+    changed = idx.clone()
+    changed[:, 6] = 0
+    a, b = conv(idx)[0], conv(changed)[0]
+    assert_close(a[:, :6], b[:, :6], atol=0, rtol=0)
+    assert_close(a[:, 14:], b[:, 14:], atol=0, rtol=0)  # receptive field of 8: positions 6..13 see it
+    assert not torch.allclose(a[:, 13], b[:, 13])
+
+
+def test_loss_at_init_and_one_batch_overfits():
+    model = _small()
+    X = torch.randint(0, 27, (32, 8), generator=_gen(1))
+    Y = torch.randint(0, 27, (32,), generator=_gen(2))
+    assert abs(LastPosition(model)(X, Y)[1].item() - math.log(27)) < 0.2
+    recipe = Recipe(steps=200, batch_size=32, optimizer="adamw", lr=1e-2, final_lr=1e-3, schedule="cosine")
+    train_recipe(model, X, Y, recipe, generator=_gen(3))
+    assert LastPosition(model)(X, Y)[1].item() < 0.1
