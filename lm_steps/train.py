@@ -1,13 +1,29 @@
-"""Training loops, as plain functions that return their history."""
+"""Training loops, as plain functions that return their history.
+
+``fit`` trains on (context -> next) example sets (stages 2-4). ``train`` trains a sequence
+model on a token stream (stage 5 on): AdamW, a warmup + cosine (or inverse square root)
+schedule, clipping, accumulation, bf16 autocast, periodic evaluation, checkpoints and exact
+resume, and DistributedDataParallel when run under ``torchrun``.
+"""
 from __future__ import annotations
 
+import contextlib
+import math
+import os
+import time
+from dataclasses import asdict, dataclass
 from typing import Callable
 
 import torch
 
+from .checkpoint import load_checkpoint, restore_model, save_checkpoint
+from .data import get_batch
 from .evaluate import evaluate, lm_loss
 
-__all__ = ["fit"]
+__all__ = ["fit", "TrainConfig", "lr_at", "train", "estimate_loss", "stream_examples",
+           "setup_distributed", "SCHEDULES"]
+
+SCHEDULES = ("cosine", "inverse_sqrt", "constant")
 
 
 def fit(model: torch.nn.Module, X: torch.Tensor, Y: torch.Tensor, *, steps: int, lr: float | Callable[[int], float],
@@ -18,8 +34,9 @@ def fit(model: torch.nn.Module, X: torch.Tensor, Y: torch.Tensor, *, steps: int,
     """Fit a model on (context -> next) examples ``X``, ``Y`` by (minibatch) gradient descent.
 
     ``batch_size=None`` uses the whole set every step. ``lr`` is a number or a function of the
-    step. ``optimizer`` is ``"sgd"`` or ``"adamw"``; ``weight_decay`` with SGD is L2
-    regularisation (it adds ``weight_decay * w`` to each gradient). Every ``eval_every`` steps
+    step. ``optimizer`` is ``"sgd"``, ``"adam"`` or ``"adamw"``; with SGD and Adam
+    ``weight_decay`` is L2 regularisation (it adds ``weight_decay * w`` to each gradient, the
+    gradient of ``weight_decay / 2 * ||w||^2``), with AdamW it is decoupled weight decay. Every ``eval_every`` steps
     (and at the end) the full ``val`` set is scored. ``callback(step, model)`` runs after each
     update (for diagnostics). Returns ``{"step", "loss", "lr", "val_step", "val_loss"}`` lists.
     """
@@ -30,10 +47,12 @@ def fit(model: torch.nn.Module, X: torch.Tensor, Y: torch.Tensor, *, steps: int,
     params = [p for p in model.parameters() if p.requires_grad]
     if optimizer == "sgd":
         opt = torch.optim.SGD(params, lr=lr_at(0), weight_decay=weight_decay)
+    elif optimizer == "adam":
+        opt = torch.optim.Adam(params, lr=lr_at(0), weight_decay=weight_decay)
     elif optimizer == "adamw":
         opt = torch.optim.AdamW(params, lr=lr_at(0), weight_decay=weight_decay)
     else:
-        raise ValueError(f"optimizer must be 'sgd' or 'adamw', got {optimizer!r}")
+        raise ValueError(f"optimizer must be 'sgd', 'adam' or 'adamw', got {optimizer!r}")
     history = {"step": [], "loss": [], "lr": [], "val_step": [], "val_loss": []}
     bar = None
     if progress:
@@ -62,10 +81,249 @@ def fit(model: torch.nn.Module, X: torch.Tensor, Y: torch.Tensor, *, steps: int,
         if val is not None and ((eval_every and (step + 1) % eval_every == 0) or step == steps - 1):
             history["val_step"].append(step)
             history["val_loss"].append(evaluate(model, *val, device=device)["loss"])
-            model.train()
         if bar is not None:
             bar.update(1)
             bar.set_postfix(loss=f"{history['loss'][-1]:.4f}")
     if bar is not None:
         bar.close()
+    return history
+
+
+# ----------------------------------------------------------------------------- token streams
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train (the model's sizes live in its own config).
+
+    One optimizer step sees ``batch_size * grad_accum * world_size`` sequences. The learning
+    rate warms up linearly for ``warmup_iters`` steps, then follows ``schedule``: ``cosine``
+    decays to ``min_lr`` at ``lr_decay_iters`` (default ``max_iters``); ``inverse_sqrt`` is
+    Vaswani et al.'s ``lr * sqrt(warmup / step)``; ``constant`` stays at ``lr``. Every
+    ``eval_interval`` steps the loss is estimated on ``eval_iters`` batches of each split.
+    ``dtype="auto"`` autocasts to bfloat16 on GPUs that support it, else runs in float32.
+    """
+
+    max_iters: int = 5000
+    batch_size: int = 64
+    grad_accum: int = 1
+    lr: float = 1e-3
+    min_lr: float = 1e-4
+    warmup_iters: int = 100
+    lr_decay_iters: int | None = None
+    schedule: str = "cosine"
+    weight_decay: float = 0.1
+    beta1: float = 0.9
+    beta2: float = 0.99
+    grad_clip: float = 1.0
+    label_smoothing: float = 0.0
+    eval_interval: int = 250
+    eval_iters: int = 20
+    checkpoint_every: int = 0
+    dtype: str = "auto"
+    seed: int = 1337
+
+    def __post_init__(self):
+        for name in ("max_iters", "warmup_iters", "eval_iters", "checkpoint_every"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        for name in ("batch_size", "grad_accum", "eval_interval"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        if not 0 <= self.min_lr <= self.lr:
+            raise ValueError(f"need 0 <= min_lr <= lr, got min_lr={self.min_lr}, lr={self.lr}")
+        if not 0 <= self.label_smoothing < 1:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.dtype not in ("auto", "float32", "bfloat16"):
+            raise ValueError(f"dtype must be 'auto', 'float32' or 'bfloat16', got {self.dtype!r}")
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    """The learning rate of optimizer step ``step`` (0-based), a pure function of the config."""
+    if step < cfg.warmup_iters:
+        return cfg.lr * (step + 1) / (cfg.warmup_iters + 1)
+    if cfg.schedule == "constant":
+        return cfg.lr
+    if cfg.schedule == "inverse_sqrt":
+        return cfg.lr * math.sqrt(max(cfg.warmup_iters, 1) / (step + 1))
+    decay = cfg.lr_decay_iters if cfg.lr_decay_iters is not None else cfg.max_iters
+    if step >= decay:
+        return cfg.min_lr
+    progress = (step - cfg.warmup_iters) / max(decay - cfg.warmup_iters, 1)
+    return cfg.min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (cfg.lr - cfg.min_lr)
+
+
+def stream_examples(data: torch.Tensor, block_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A whole token stream as non-overlapping windows: ``X`` (N, block_size), ``Y`` shifted by one.
+
+    ``evaluate(model, *stream_examples(val, block_size))`` scores every token of the split once.
+    """
+    n = (len(data) - 1) // block_size
+    X = data[:n * block_size].view(n, block_size)  # (N, T)
+    Y = data[1:n * block_size + 1].view(n, block_size)  # (N, T)
+    return X, Y
+
+
+def setup_distributed() -> tuple[int, int, torch.device | None]:
+    """Join the process group ``torchrun`` describes (nccl on GPUs, gloo on CPUs).
+
+    Returns ``(rank, world_size, device)``; without ``torchrun`` it does nothing and returns
+    ``(0, 1, None)``. :func:`train` uses DistributedDataParallel whenever a group is initialised.
+    """
+    import torch.distributed as dist
+
+    if "RANK" not in os.environ or dist.is_initialized():
+        return (dist.get_rank(), dist.get_world_size(), None) if dist.is_initialized() else (0, 1, None)
+    cuda = torch.cuda.is_available()
+    dist.init_process_group("nccl" if cuda else "gloo")
+    device = None
+    if cuda:
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        torch.cuda.set_device(device)
+    return dist.get_rank(), dist.get_world_size(), device
+
+
+@torch.no_grad()
+def estimate_loss(model: torch.nn.Module, batch: Callable, cfg: TrainConfig, *, autocast=None) -> dict[str, float]:
+    """Mean loss over ``cfg.eval_iters`` batches of each split, as nanoGPT's ``estimate_loss``.
+
+    ``batch(split, generator)`` gives ``(x, y)``; the batches come from a generator seeded with
+    ``cfg.seed + 1`` at every call, so every evaluation sees the same batches.
+    """
+    was_training = model.training
+    model.eval()
+    out = {}
+    try:
+        for split in ("train", "val"):
+            g = torch.Generator().manual_seed(cfg.seed + 1)
+            losses = []
+            for _ in range(cfg.eval_iters):
+                x, y = batch(split, g)
+                with autocast or contextlib.nullcontext():
+                    logits, _ = model(x)
+                losses.append(lm_loss(logits, y).item())
+            out[split] = sum(losses) / max(len(losses), 1)
+    finally:
+        model.train(was_training)
+    return out
+
+
+def _autocast(cfg: TrainConfig, device: torch.device):
+    use_bf16 = cfg.dtype == "bfloat16" or (
+        cfg.dtype == "auto" and device.type == "cuda" and torch.cuda.is_bf16_supported())
+    return torch.autocast(device.type, dtype=torch.bfloat16) if use_bf16 else contextlib.nullcontext()
+
+
+def train(model: torch.nn.Module, data, cfg: TrainConfig, *, device: str | torch.device = "cpu",
+          progress: bool = False, callback: Callable[[int, torch.nn.Module], None] | None = None,
+          checkpoint_path: str | os.PathLike | None = None, resume: str | os.PathLike | None = None,
+          tokenizer: dict | None = None) -> dict:
+    """Train ``model`` (already on ``device``) on ``data``; return the history.
+
+    ``data`` is ``(train_tokens, val_tokens)``, two 1-D LongTensors batched with
+    :func:`~lm_steps.data.get_batch` at the model's ``block_size``, or a function
+    ``batch(split, batch_size, generator, device) -> (x, y)``. Under ``torchrun`` each rank
+    trains a DistributedDataParallel copy on its own share of every global batch; rank 0
+    evaluates, logs and writes checkpoints (every ``cfg.checkpoint_every`` steps and at the end,
+    holding ``tokenizer``, a plain dict). ``resume`` continues a checkpoint exactly: weights,
+    optimizer, step, batch and dropout RNG states, history. Dropout draws from torch's global
+    generator, which is seeded with ``cfg.seed + rank``. ``callback(step, model)`` runs after
+    each step. Returns lists ``step``, ``loss``, ``lr`` per step and ``val_step``,
+    ``train_eval_loss``, ``val_loss``, ``elapsed`` (seconds) per evaluation.
+    """
+    import torch.distributed as dist
+
+    device = torch.device(device)
+    ddp = dist.is_available() and dist.is_initialized()
+    rank, world = (dist.get_rank(), dist.get_world_size()) if ddp else (0, 1)
+    if callable(data):
+        draw = data
+    else:
+        streams = {"train": data[0], "val": data[1]}
+        draw = lambda split, n, g, dev: get_batch(streams[split], n, model.block_size, generator=g, device=dev)  # noqa: E731
+
+    def batch(split, g):  # this rank's share of one global batch
+        x, y = draw(split, cfg.batch_size * world, g, device)
+        return x[rank * cfg.batch_size:(rank + 1) * cfg.batch_size], y[rank * cfg.batch_size:(rank + 1) * cfg.batch_size]
+
+    decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                             {"params": no_decay, "weight_decay": 0.0}], lr=lr_at(0, cfg),
+                            betas=(cfg.beta1, cfg.beta2), fused=device.type == "cuda" or None)
+    g = torch.Generator().manual_seed(cfg.seed)  # batches: the same on every rank, which takes its share
+    torch.manual_seed(cfg.seed + rank)  # dropout draws from torch's global generator
+    history = {"step": [], "loss": [], "lr": [], "val_step": [], "train_eval_loss": [], "val_loss": [], "elapsed": []}
+    start = 0
+    if resume is not None:
+        ckpt = load_checkpoint(resume, map_location=device)
+        restore_model(ckpt, model, opt)
+        start, history = ckpt["step"], ckpt["history"]
+        g.set_state(ckpt["rng"]["batch"])
+        torch.set_rng_state(ckpt["rng"]["torch"])
+        if device.type == "cuda" and "cuda" in ckpt["rng"]:
+            torch.cuda.set_rng_state(ckpt["rng"]["cuda"], device)
+    net = torch.nn.parallel.DistributedDataParallel(
+        model, device_ids=[device.index] if device.type == "cuda" else None) if ddp else model
+    autocast = _autocast(cfg, device)
+    t0 = time.perf_counter() - (history["elapsed"][-1] if history["elapsed"] else 0.0)
+
+    def evaluate_now(step):
+        est = estimate_loss(model, batch, cfg, autocast=autocast)
+        history["val_step"].append(step)
+        history["train_eval_loss"].append(est["train"])
+        history["val_loss"].append(est["val"])
+        history["elapsed"].append(time.perf_counter() - t0)
+
+    def save(step):
+        rng = {"batch": g.get_state(), "torch": torch.get_rng_state()}
+        if device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state(device)
+        save_checkpoint(checkpoint_path, model=model, optimizer=opt, train_config=cfg, step=step,
+                        rng=rng, tokenizer=tokenizer, history=history)
+
+    bar = None
+    if progress and rank == 0:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=cfg.max_iters, initial=start, desc="train")
+    model.train()
+    for step in range(start, cfg.max_iters):
+        if cfg.eval_iters and step % cfg.eval_interval == 0 and rank == 0:
+            evaluate_now(step)
+        lr = lr_at(step, cfg)
+        for group in opt.param_groups:
+            group["lr"] = lr
+        total = 0.0
+        for micro in range(cfg.grad_accum):
+            x, y = batch("train", g)
+            last = micro == cfg.grad_accum - 1
+            with (net.no_sync() if ddp and not last else contextlib.nullcontext()), autocast:
+                logits, loss = net(x, y)
+                if cfg.label_smoothing:
+                    loss = lm_loss(logits, y, label_smoothing=cfg.label_smoothing)
+            (loss / cfg.grad_accum).backward()
+            total += loss.item() / cfg.grad_accum
+        if not math.isfinite(total):
+            raise FloatingPointError(f"the training loss became {total} at step {step}; "
+                                     f"lower the learning rate (lr={lr:.3g}) or check the data")
+        if cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        history["step"].append(step)
+        history["loss"].append(total)
+        history["lr"].append(lr)
+        if callback is not None:
+            callback(step, model)
+        if checkpoint_path and rank == 0 and cfg.checkpoint_every and (step + 1) % cfg.checkpoint_every == 0:
+            save(step + 1)
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{total:.4f}")
+    if bar is not None:
+        bar.close()
+    if cfg.eval_iters and rank == 0 and (not history["val_step"] or history["val_step"][-1] != cfg.max_iters):
+        evaluate_now(cfg.max_iters)
+    if checkpoint_path and rank == 0:
+        save(cfg.max_iters)
     return history

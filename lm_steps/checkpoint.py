@@ -1,0 +1,128 @@
+"""Checkpoints: model, optimizer, both configs, step, RNG states, history and the tokenizer.
+
+A checkpoint is a plain dict of tensors, numbers, strings, lists and dicts, so it loads with
+``torch.load(weights_only=True)`` (no pickled classes). It is written to a temporary file in
+the same folder and then renamed over the target, so a crash mid-write never leaves a half
+checkpoint where a good one was. Reading a truncated, corrupt or mismatched file raises
+:class:`CheckpointError` saying what is wrong.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+
+__all__ = ["FORMAT", "CheckpointError", "save_checkpoint", "load_checkpoint", "restore_model", "gpt_from_checkpoint"]
+
+FORMAT = "lm_steps-checkpoint-1"
+REQUIRED = ("format", "model", "model_config", "step")
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint cannot be read, or does not fit the model it is loaded into."""
+
+
+def _plain(cfg) -> dict | None:
+    if cfg is None or isinstance(cfg, dict):
+        return cfg
+    return dataclasses.asdict(cfg)
+
+
+def save_checkpoint(path: str | os.PathLike, *, model: torch.nn.Module, model_config=None, optimizer=None,
+                    train_config=None, step: int = 0, rng: dict | None = None, tokenizer: dict | None = None,
+                    history: dict | None = None) -> Path:
+    """Write a checkpoint atomically (temporary file, fsync, rename) and return its path.
+
+    ``model_config`` defaults to ``model.config``; configs are stored as plain dicts
+    (``dataclasses.asdict``), the tokenizer as the plain dict its ``to_dict()`` gives.
+    """
+    path = Path(path)
+    model = getattr(model, "module", model)  # unwrap DistributedDataParallel
+    model = getattr(model, "_orig_mod", model)  # unwrap torch.compile
+    state = {
+        "format": FORMAT,
+        "model": model.state_dict(),
+        "model_config": _plain(model_config if model_config is not None else getattr(model, "config", None)),
+        "optimizer": optimizer.state_dict() if optimizer is not None else None,
+        "train_config": _plain(train_config),
+        "step": int(step),
+        "rng": rng or {},
+        "tokenizer": tokenizer,
+        "history": history or {},
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike, *, map_location: str | torch.device = "cpu") -> dict:
+    """Read a checkpoint with ``torch.load(weights_only=True)`` and check its layout."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # truncated zip, random bytes, pickled classes: all unreadable here
+        raise CheckpointError(f"cannot read checkpoint {path}: the file is truncated, corrupt or not a "
+                              f"lm_steps checkpoint ({type(err).__name__}: {str(err).splitlines()[0]})") from err
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a {FORMAT} checkpoint (format={ckpt.get('format') if isinstance(ckpt, dict) else type(ckpt).__name__!r})")
+    missing = [k for k in REQUIRED if k not in ckpt]
+    if missing:
+        raise CheckpointError(f"checkpoint {path} lacks {', '.join(missing)}")
+    return ckpt
+
+
+def restore_model(ckpt: dict, model: torch.nn.Module, optimizer=None) -> None:
+    """Load the checkpoint's weights (and optimizer state) into ``model``, checking the config first.
+
+    A model whose ``config`` differs from the stored one raises :class:`CheckpointError`
+    listing the differing fields.
+    """
+    model = getattr(model, "module", model)  # unwrap DistributedDataParallel
+    model = getattr(model, "_orig_mod", model)  # unwrap torch.compile
+    cfg, stored = _plain(getattr(model, "config", None)), ckpt.get("model_config")
+    if cfg is not None and stored is not None and cfg != stored:
+        diff = {k: (stored.get(k), cfg.get(k)) for k in sorted(set(cfg) | set(stored)) if stored.get(k) != cfg.get(k)}
+        raise CheckpointError("checkpoint does not match the model: " +
+                              ", ".join(f"{k}: checkpoint {a!r} vs model {b!r}" for k, (a, b) in diff.items()))
+    try:
+        model.load_state_dict(ckpt["model"])
+    except RuntimeError as err:
+        raise CheckpointError(f"checkpoint weights do not fit the model: {err}") from err
+    if optimizer is not None:
+        if not ckpt.get("optimizer"):
+            raise CheckpointError("checkpoint holds no optimizer state to resume from")
+        try:
+            optimizer.load_state_dict(ckpt["optimizer"])
+        except (ValueError, KeyError) as err:
+            raise CheckpointError(f"checkpoint optimizer state does not fit: {err}") from err
+
+
+def gpt_from_checkpoint(path: str | os.PathLike, *, device: str | torch.device = "cpu"):
+    """Rebuild the :class:`~lm_steps.gpt.GPT` of a checkpoint; returns ``(model, ckpt)``.
+
+    The tokenizer is ``ckpt["tokenizer"]`` (a plain dict, e.g. for ``CharTokenizer.from_dict``).
+    """
+    from .gpt import GPT, GPTConfig
+
+    ckpt = load_checkpoint(path, map_location=device)
+    try:
+        config = GPTConfig(**ckpt["model_config"])
+    except TypeError as err:
+        raise CheckpointError(f"checkpoint {path} has an unknown model config: {err}") from err
+    model = GPT(config).to(device)
+    restore_model(ckpt, model)
+    return model, ckpt

@@ -1,0 +1,144 @@
+"""The GPT: shapes, causality, loss at init, overfitting, KV cache, attention variants."""
+import math
+
+import pytest
+import torch
+
+from lm_steps.gpt import GPT, GPTConfig, written_out_attention
+
+V = 65
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models run fastest on one thread (and do not stall when the other core is busy)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def tiny(**kw) -> GPT:
+    cfg = GPTConfig(**{**dict(vocab_size=V, block_size=16, n_layer=2, n_head=4, n_embd=32), **kw})
+    return GPT(cfg, generator=torch.Generator().manual_seed(0))
+
+
+def test_shapes_and_names():
+    m = tiny()
+    idx = torch.randint(V, (3, 10))
+    logits, loss = m(idx)
+    assert logits.shape == (3, 10, V) and loss is None
+    names = set(dict(m.named_parameters()))
+    for n in ["transformer.wte.weight", "transformer.wpe.weight", "transformer.h.0.ln_1.weight",
+              "transformer.h.0.attn.c_attn.weight", "transformer.h.0.attn.c_proj.weight",
+              "transformer.h.1.mlp.c_fc.weight", "transformer.h.1.mlp.c_proj.weight", "transformer.ln_f.weight"]:
+        assert n in names, n
+    assert m.block_size == 16
+    with pytest.raises(ValueError, match="block_size"):
+        m(torch.randint(V, (1, 17)))
+
+
+@pytest.mark.parametrize("bad, match", [
+    (dict(n_embd=30), "divisible by n_head"), (dict(n_kv_head=3), "must divide n_head"),
+    (dict(pos_encoding="alibi"), "pos_encoding"), (dict(ffn="tanh"), "ffn"), (dict(dropout=1.0), "dropout"),
+    (dict(n_embd=24, n_head=8, pos_encoding="rope"), "even head size")])
+def test_invalid_configs(bad, match):
+    with pytest.raises(ValueError, match=match):
+        GPTConfig(**{**dict(vocab_size=V, block_size=16, n_layer=2, n_head=4, n_embd=32), **bad})
+
+
+@pytest.mark.parametrize("pos", ["learned", "sinusoidal", "rope"])
+def test_causality(pos):
+    m = tiny(pos_encoding=pos).eval()
+    idx = torch.randint(V, (2, 12))
+    changed = idx.clone()
+    changed[:, 7] = (changed[:, 7] + 1) % V
+    a, _ = m(idx)
+    b, _ = m(changed)
+    torch.testing.assert_close(a[:, :7], b[:, :7], atol=0, rtol=0)
+    assert not torch.allclose(a[:, 7:], b[:, 7:])
+
+
+def test_loss_at_init_near_uniform():
+    m = tiny()
+    g = torch.Generator().manual_seed(1)
+    _, loss = m(torch.randint(V, (8, 16), generator=g), torch.randint(V, (8, 16), generator=g))
+    assert abs(loss.item() - math.log(V)) < 0.2
+
+
+def test_one_batch_overfits():
+    m = tiny()
+    g = torch.Generator().manual_seed(2)
+    x, y = torch.randint(V, (2, 8), generator=g), torch.randint(V, (2, 8), generator=g)
+    opt = torch.optim.AdamW(m.parameters(), lr=1e-2)
+    for _ in range(60):
+        _, loss = m(x, y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.1
+
+
+def test_init_is_deterministic_and_scaled():
+    a, b = tiny(), tiny()
+    for (n, p), q in zip(a.named_parameters(), b.parameters()):
+        torch.testing.assert_close(p, q, atol=0, rtol=0)
+    big = tiny(n_layer=8, n_embd=128)
+    std = big.transformer.h[0].mlp.c_proj.weight.std().item()
+    assert abs(std - 0.02 / math.sqrt(16)) < 0.001
+    assert abs(big.transformer.h[0].mlp.c_fc.weight.std().item() - 0.02) < 0.001
+
+
+def test_weight_tying_and_param_count():
+    m = tiny()
+    assert m.transformer.wte.weight is m.lm_head.weight
+    untied = tiny(tie_weights=False)
+    assert untied.transformer.wte.weight is not untied.lm_head.weight
+    assert untied.num_params() - m.num_params() == V * 32
+    assert m.num_params(exclude_positions=True) == m.num_params() - 16 * 32
+    assert m.num_params() == sum(p.numel() for p in m.parameters())
+
+
+@pytest.mark.parametrize("kv", [None, 2, 1])
+def test_written_out_attention_equals_sdpa(kv):
+    m = tiny(n_kv_head=kv).eval()
+    idx = torch.randint(V, (2, 16))
+    fast, _ = m(idx)
+    for block in m.transformer.h:
+        block.attn.written_out = True
+    slow, _ = m(idx)
+    torch.testing.assert_close(slow, fast, atol=1e-5, rtol=1e-5)
+    q, k, v = torch.randn(3, 2, 4, 5, 8).unbind(0)
+    y, att = written_out_attention(q, k, v)
+    torch.testing.assert_close(y, torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True),
+                               atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(att.sum(-1), torch.ones(2, 4, 5), atol=1e-6, rtol=0)
+    maps = m.attention_maps(idx)
+    assert maps.shape == (2, 2, 4, 16, 16) and maps.triu(1).abs().max() == 0
+
+
+@pytest.mark.parametrize("pos", ["learned", "sinusoidal", "rope"])
+def test_kv_cache_equals_recomputation_within_block(pos):
+    m = tiny(pos_encoding=pos, n_kv_head=2).eval()
+    idx = torch.randint(V, (2, 16))
+    full, _ = m(idx)
+    cache = m.new_cache(2)
+    parts = [m(idx[:, :5], cache=cache)[0], m(idx[:, 5:9], cache=cache)[0]]  # prefill, then a chunk
+    parts += [m(idx[:, t:t + 1], cache=cache)[0] for t in range(9, 16)]  # then one token at a time
+    torch.testing.assert_close(torch.cat(parts, dim=1), full, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("pos, ffn, kv", [
+    ("learned", "gelu", None), ("sinusoidal", "relu", 1), ("rope", "swiglu", 2),
+    ("rope", "gelu", 1), ("learned", "swiglu", 2), ("sinusoidal", "gelu", None), ("rope", "relu", None)])
+def test_each_variant_trains_a_step(pos, ffn, kv):
+    m = tiny(pos_encoding=pos, ffn=ffn, n_kv_head=kv, dropout=0.1)
+    g = torch.Generator().manual_seed(3)
+    x, y = torch.randint(V, (4, 16), generator=g), torch.randint(V, (4, 16), generator=g)
+    opt = torch.optim.AdamW(m.parameters(), lr=3e-3)
+    before = m.eval()(x, y)[1].item()
+    _, loss = m.train()(x, y)
+    loss.backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in m.parameters())
+    opt.step()
+    assert m.eval()(x, y)[1].item() < before
