@@ -20,7 +20,7 @@ from lm_steps import auto_device, make_generator
 from lm_steps.bigram import CountingBigram, count_bigrams
 from lm_steps.data import make_examples, names_splits
 from lm_steps.evaluate import evaluate
-from lm_steps.mlp import MLP, MLP_CONFIGS, MLP_RECIPES, train_recipe
+from lm_steps.mlp import MLP, MLP_CONFIGS, MLP_RECIPES, LastPosition, train_recipe
 from lm_steps.tokenizers import CharTokenizer
 from lm_steps.wavenet import WAVENET_CONFIGS, WAVENET_RECIPES, WaveNet
 
@@ -38,6 +38,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=None, help="override the recipe's steps")
     parser.add_argument("--batch-size", type=int, default=None, help="override the recipe's batch size")
     parser.add_argument("--lr", type=float, default=None, help="override the recipe's peak learning rate")
+    parser.add_argument("--weight-decay", type=float, default=None, help="override the recipe's weight decay")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--device", default=None)
     parser.add_argument("--threads", type=int, default=1,
@@ -54,7 +55,8 @@ def main() -> None:
     for name in args.only:
         cls, cfg, recipes, target = MODELS[name]
         recipe = recipes[args.recipe]
-        changes = {k: v for k, v in (("steps", args.steps), ("batch_size", args.batch_size), ("lr", args.lr))
+        changes = {k: v for k, v in (("steps", args.steps), ("batch_size", args.batch_size), ("lr", args.lr),
+                                                          ("weight_decay", args.weight_decay))
                    if v is not None}
         recipe = dataclasses.replace(recipe, **changes)
         Xtr, Ytr = make_examples(train_w, cfg.block_size, tok)
@@ -64,11 +66,11 @@ def main() -> None:
         t0 = time.perf_counter()
         hist = train_recipe(model, Xtr, Ytr, recipe, generator=make_generator(args.seed + 1), device=device)
         seconds = time.perf_counter() - t0
-        tr = evaluate(model, Xtr, Ytr)["loss"]
-        dev = evaluate(model, Xdev, Ydev)["loss"]
+        tr = evaluate(LastPosition(model), Xtr, Ytr)["loss"]  # score the last position only
+        dev = evaluate(LastPosition(model), Xdev, Ydev)["loss"]
         ok = "meets" if dev <= target else "MISSES"
         print(f"{name:8s} params {n_params:6,d}  {recipe.optimizer} {recipe.steps} steps x {recipe.batch_size}  "
-              f"lr {recipe.lr:g}  train {tr:.4f}  dev {dev:.4f} ({ok} <= {target})  "
+              f"lr {recipe.lr:g} wd {recipe.weight_decay:g}  train {tr:.4f}  dev {dev:.4f} ({ok} <= {target})  "
               f"train time {seconds:.1f} s ({seconds / max(recipe.steps, 1) * 1e3:.2f} ms/step)  "
               f"last loss {hist['loss'][-1]:.3f}")
 

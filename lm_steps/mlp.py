@@ -189,7 +189,8 @@ class Recipe:
 
     ``schedule="step"`` keeps ``lr`` until ``decay_at * steps`` then uses ``final_lr`` (the
     lectures' 0.1 -> 0.01); ``"cosine"`` warms up linearly for ``warmup`` steps, then follows a
-    half cosine from ``lr`` down to ``final_lr``.
+    half cosine from ``lr`` down to ``final_lr``. ``weight_decay`` is passed to
+    :func:`lm_steps.train.fit` (decoupled decay with ``adamw``, L2 with ``sgd``).
     """
 
     steps: int
@@ -200,6 +201,7 @@ class Recipe:
     schedule: str = "step"
     decay_at: float = 0.5
     warmup: int = 0
+    weight_decay: float = 0.0
 
     def __post_init__(self):
         if self.steps < 0 or self.batch_size < 1:
@@ -237,4 +239,4 @@ def train_recipe(model: FixedContextLM, X: torch.Tensor, Y: torch.Tensor, recipe
     ``eval_every``, ``progress``, ``device``, ``callback``) that scores only the last position.
     """
     return fit(LastPosition(model), X, Y, steps=recipe.steps, lr=recipe.lr_at, batch_size=recipe.batch_size,
-               optimizer=recipe.optimizer, **fit_kw)
+               optimizer=recipe.optimizer, weight_decay=recipe.weight_decay, **fit_kw)
