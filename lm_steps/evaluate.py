@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 __all__ = ["IGNORE_INDEX", "lm_loss", "evaluate", "token_nlls", "evaluate_stream", "nll_metrics",
-           "evaluate_checkpoints"]
+           "evaluate_checkpoints", "distinct_ngrams"]
 
 IGNORE_INDEX = -1
 
@@ -192,3 +192,14 @@ def evaluate_checkpoints(folder: str | os.PathLike, tokens: torch.Tensor, *, pat
     if bar is not None:
         bar.close()
     return sorted(results, key=lambda r: (r["step"], r["path"]))
+
+
+def distinct_ngrams(seq, n: int) -> float:
+    """Share of the ``n``-grams of ``seq`` that are distinct (1.0: no repeats; near 0: a loop).
+
+    A repetition measure for generated text (``distinct-n``); ``seq`` is any sequence of tokens
+    or words. Returns 1.0 when ``seq`` has fewer than ``n`` items.
+    """
+    items = [int(x) if isinstance(x, torch.Tensor) else x for x in seq]
+    grams = [tuple(items[i:i + n]) for i in range(len(items) - n + 1)]
+    return len(set(grams)) / len(grams) if grams else 1.0

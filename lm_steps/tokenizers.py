@@ -19,8 +19,8 @@ from typing import Iterable, Sequence
 
 __all__ = [
     "CharTokenizer", "GPT2_SPLIT_PATTERN", "GPT4_SPLIT_PATTERN", "ENDOFTEXT", "WIKITEXT_SPECIALS",
-    "split_chunks", "learn_merges", "encoding_from_merges", "train_bpe", "save_bpe", "load_bpe",
-    "pretrained_encoding",
+    "split_chunks", "learn_merges", "encoding_from_merges", "train_bpe", "encoding_to_dict",
+    "encoding_from_dict", "save_bpe", "load_bpe", "pretrained_encoding",
 ]
 
 
@@ -231,45 +231,51 @@ def train_bpe(text: str, vocab_size: int, *, pattern: str = GPT4_SPLIT_PATTERN,
                                 name=name or f"lm_steps_bpe_{vocab_size}")
 
 
-def _b64(b: bytes) -> str:
-    return base64.b64encode(b).decode("ascii")
+def encoding_to_dict(enc) -> dict:
+    """An Encoding as a plain dict (name, pattern, special tokens, tokens in rank order as base64),
+    safe to store in a ``torch.load(weights_only=True)`` checkpoint."""
+    ranks = enc._mergeable_ranks  # tiktoken keeps these; there is no public accessor
+    if sorted(ranks.values()) != list(range(len(ranks))):
+        raise ValueError(f"encoding {enc.name!r} has gaps in its ranks; only dense ranks 0..n-1 are stored")
+    return {"type": "tiktoken", "name": enc.name, "pat_str": enc._pat_str,
+            "special_tokens": dict(sorted(enc._special_tokens.items(), key=lambda kv: kv[1])),
+            "tokens": [base64.b64encode(tok).decode("ascii") for tok, _ in sorted(ranks.items(), key=lambda kv: kv[1])]}
+
+
+def encoding_from_dict(d: dict):
+    """Inverse of :func:`encoding_to_dict`."""
+    import tiktoken
+
+    if not isinstance(d, dict) or d.get("type") != "tiktoken":
+        raise ValueError(f"not an encoding dict: type={d.get('type') if isinstance(d, dict) else type(d).__name__!r}")
+    ranks = {base64.b64decode(tok): rank for rank, tok in enumerate(d["tokens"])}
+    return tiktoken.Encoding(d["name"], pat_str=d["pat_str"], mergeable_ranks=ranks,
+                             special_tokens=dict(d["special_tokens"]))
 
 
 def save_bpe(enc, path: str | os.PathLike) -> Path:
-    """Write an Encoding (name, pattern, special tokens, ranks) to a text file; returns the path.
-
-    The first line is a JSON header, then one ``base64(token bytes) rank`` line per mergeable token
-    in rank order (tiktoken's own ``.tiktoken`` layout). ``load_bpe(save_bpe(enc, p))`` encodes
-    exactly as ``enc`` and saving it again gives the same bytes.
-    """
-    ranks = enc._mergeable_ranks  # tiktoken keeps these; there is no public accessor
-    header = {"format": "lm_steps-bpe-1", "name": enc.name, "pat_str": enc._pat_str,
-              "special_tokens": dict(sorted(enc._special_tokens.items(), key=lambda kv: kv[1]))}
-    lines = [json.dumps(header, ensure_ascii=True)]
-    lines += [f"{_b64(tok)} {rank}" for tok, rank in sorted(ranks.items(), key=lambda kv: kv[1])]
+    """Write an Encoding to a text file and return the path: a JSON header line (name, pattern,
+    special tokens), then one base64 token per line in rank order. Saving what
+    :func:`load_bpe` read gives the same bytes, and it encodes exactly as ``enc``."""
+    d = encoding_to_dict(enc)
+    tokens = d.pop("tokens")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines) + "\n", encoding="ascii")
+    path.write_text("\n".join([json.dumps({"format": "lm_steps-bpe-1", **d}, ensure_ascii=True)] + tokens) + "\n",
+                    encoding="ascii")
     return path
 
 
 def load_bpe(path: str | os.PathLike):
     """Read a file written by :func:`save_bpe` back into a ``tiktoken.Encoding``."""
-    import tiktoken
-
     lines = Path(path).read_text(encoding="ascii").splitlines()
     try:
         header = json.loads(lines[0]) if lines else {}
     except json.JSONDecodeError:
         header = {}
-    if not isinstance(header, dict) or header.get("format") != "lm_steps-bpe-1":
+    if not isinstance(header, dict) or header.pop("format", None) != "lm_steps-bpe-1":
         raise ValueError(f"{path} is not a file written by lm_steps.tokenizers.save_bpe")
-    ranks = {}
-    for line in lines[1:]:
-        token, rank = line.split()
-        ranks[base64.b64decode(token)] = int(rank)
-    return tiktoken.Encoding(header["name"], pat_str=header["pat_str"], mergeable_ranks=ranks,
-                             special_tokens=header["special_tokens"])
+    return encoding_from_dict({**header, "tokens": lines[1:]})
 
 
 def pretrained_encoding(name: str):

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from lm_steps.checkpoint import save_checkpoint
-from lm_steps.evaluate import evaluate, evaluate_checkpoints, evaluate_stream, nll_metrics, token_nlls
+from lm_steps.evaluate import distinct_ngrams, evaluate, evaluate_checkpoints, evaluate_stream, nll_metrics, token_nlls
 from lm_steps.gpt import GPT, GPTConfig
 
 V = 23
@@ -120,3 +120,10 @@ def test_evaluate_checkpoint_folder(tmp_path, gpt, stream):
     assert len({round(r["loss"], 6) for r in rows}) == 3
     with pytest.raises(FileNotFoundError):
         evaluate_checkpoints(tmp_path / "empty", stream)
+
+
+def test_distinct_ngrams():
+    assert distinct_ngrams([1, 2, 3, 4], 2) == 1.0
+    assert distinct_ngrams([7, 7, 7, 7, 7], 2) == 0.25  # one distinct bigram out of four
+    assert distinct_ngrams(torch.tensor([1, 2, 1, 2, 1, 2]), 3) == 0.5
+    assert distinct_ngrams("the cat the cat".split(), 2) == 2 / 3 and distinct_ngrams([1], 3) == 1.0

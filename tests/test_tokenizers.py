@@ -173,3 +173,13 @@ def test_missing_pretrained_file_fails_clearly(monkeypatch, tmp_path):
     monkeypatch.setattr(tiktoken.load, "read_file", offline)
     with pytest.raises(RuntimeError, match="TIKTOKEN_CACHE_DIR"):
         T.pretrained_encoding("r50k_base")
+
+
+def test_encoding_dict_is_checkpoint_safe(small_enc, tmp_path):
+    import torch
+
+    torch.save({"tokenizer": T.encoding_to_dict(small_enc)}, tmp_path / "t.pt")
+    back = T.encoding_from_dict(torch.load(tmp_path / "t.pt", weights_only=True)["tokenizer"])
+    assert back._mergeable_ranks == small_enc._mergeable_ranks and back._special_tokens == small_enc._special_tokens
+    with pytest.raises(ValueError, match="not an encoding dict"):
+        T.encoding_from_dict({"type": "char", "chars": ["a"]})
