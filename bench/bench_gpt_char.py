@@ -18,10 +18,10 @@ import time
 import torch
 
 from lm_steps.data import shakespeare_splits
-from lm_steps.evaluate import evaluate
+from lm_steps.evaluate import evaluate_stream
 from lm_steps.gpt import GPT, GPTConfig
 from lm_steps.tokenizers import CharTokenizer
-from lm_steps.train import TrainConfig, setup_distributed, stream_examples, train
+from lm_steps.train import TrainConfig, setup_distributed, train
 
 # nanoGPT's config/train_shakespeare_char.py (bias=False, tied weights, beta2=0.99, wd=0.1, clip=1)
 GPU = (GPTConfig(vocab_size=65, block_size=256, n_layer=6, n_head=6, n_embd=384, dropout=0.2),
@@ -69,7 +69,7 @@ def main(argv=None):
     steps = train_cfg.max_iters
     train_s = hist["elapsed"][-1]
     t = time.perf_counter()
-    full = evaluate(model, *stream_examples(val_ids, model_cfg.block_size), batch_size=64, device=device)
+    full = evaluate_stream(model, val_ids, batch_size=64, device=device)
     full_s = time.perf_counter() - t
     print(f"config={args.config} device={device} threads={torch.get_num_threads()} world={world} "
           f"compile={args.compile} params={model.num_params():,}")
@@ -82,7 +82,7 @@ def main(argv=None):
     print(f"val loss (mean of {train_cfg.eval_iters} random batches, nanoGPT-style) at step {hist['val_step'][-1]}: "
           f"{hist['val_loss'][-1]:.4f}")
     print(f"val loss over the whole split ({full['n_tokens']:,} tokens, windows of {model_cfg.block_size}): "
-          f"{full['loss']:.4f} nats/char = {full['bits_per_char']:.4f} bits/char ({full_s:.1f} s)")
+          f"{full['loss']:.4f} nats/char = {full['bits_per_token']:.4f} bits/char ({full_s:.1f} s)")
     print(f"wall time (data + model + training + evals, excluding the full-split eval): {wall:.1f} s")
 
 

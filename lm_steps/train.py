@@ -20,7 +20,7 @@ from .checkpoint import load_checkpoint, restore_model, save_checkpoint
 from .data import get_batch
 from .evaluate import evaluate, lm_loss
 
-__all__ = ["fit", "TrainConfig", "lr_at", "train", "estimate_loss", "stream_examples",
+__all__ = ["fit", "TrainConfig", "lr_at", "train", "estimate_loss",
            "setup_distributed", "SCHEDULES"]
 
 SCHEDULES = ("cosine", "inverse_sqrt", "constant")
@@ -151,17 +151,6 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
         return cfg.min_lr
     progress = (step - cfg.warmup_iters) / max(decay - cfg.warmup_iters, 1)
     return cfg.min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (cfg.lr - cfg.min_lr)
-
-
-def stream_examples(data: torch.Tensor, block_size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """A whole token stream as non-overlapping windows: ``X`` (N, block_size), ``Y`` shifted by one.
-
-    ``evaluate(model, *stream_examples(val, block_size))`` scores every token of the split once.
-    """
-    n = (len(data) - 1) // block_size
-    X = data[:n * block_size].view(n, block_size)  # (N, T)
-    Y = data[1:n * block_size + 1].view(n, block_size)  # (N, T)
-    return X, Y
 
 
 def setup_distributed() -> tuple[int, int, torch.device | None]:

@@ -8,7 +8,7 @@ import torch
 from lm_steps.checkpoint import CheckpointError, gpt_from_checkpoint, load_checkpoint, save_checkpoint
 from lm_steps.gpt import GPT, GPTConfig
 from lm_steps.tokenizers import CharTokenizer
-from lm_steps.train import TrainConfig, lr_at, stream_examples, train
+from lm_steps.train import TrainConfig, lr_at, train
 
 V = 20
 MODEL = GPTConfig(vocab_size=V, block_size=8, n_layer=1, n_head=2, n_embd=16, dropout=0.1)
@@ -84,13 +84,6 @@ def test_non_finite_loss_names_the_step(data):
 
     with pytest.raises(FloatingPointError, match="step 3"):
         train(m, data, CFG, callback=poison)
-
-
-def test_stream_examples_cover_the_stream():
-    d = torch.arange(21)
-    X, Y = stream_examples(d, 5)
-    assert X.shape == Y.shape == (4, 5)
-    assert torch.equal(X.flatten(), d[:20]) and torch.equal(Y.flatten(), d[1:21])
 
 
 def test_checkpoint_round_trip(tmp_path, data):
