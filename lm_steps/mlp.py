@@ -212,6 +212,8 @@ class Recipe:
             raise ValueError(f"need 0 < final_lr <= lr, got final_lr={self.final_lr}, lr={self.lr}")
         if not 0 <= self.decay_at <= 1:
             raise ValueError(f"decay_at is a fraction of the steps in [0, 1], got {self.decay_at}")
+        if self.weight_decay < 0:
+            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
 
     def lr_at(self, step: int) -> float:
         """The learning rate of step ``step`` (0-based), a pure function of the recipe."""
@@ -227,7 +229,7 @@ MLP_RECIPES = {
     # makemore part 3: 200,000 SGD steps of 32 examples, lr 0.1 then 0.01 from step 100,000
     "lecture": Recipe(steps=200_000, batch_size=32, optimizer="sgd", lr=0.1, final_lr=0.01, decay_at=0.5),
     # a recipe that fits a few minutes on a laptop CPU: Adam, larger batches, cosine decay
-    "cpu": Recipe(steps=12_000, batch_size=256, optimizer="adamw", lr=1e-2, final_lr=1e-4, schedule="cosine",
+    "cpu": Recipe(steps=20_000, batch_size=256, optimizer="adamw", lr=1e-2, final_lr=1e-4, schedule="cosine",
                   warmup=200),
 }
 
