@@ -18,7 +18,8 @@ import torch.nn.functional as F
 
 from .evaluate import lm_loss
 
-__all__ = ["GPTConfig", "KVCache", "written_out_attention", "CausalSelfAttention", "MLP", "Block", "GPT"]
+__all__ = ["GPTConfig", "KVCache", "written_out_attention", "rope_tables", "apply_rope", "sinusoidal_positions",
+           "CausalSelfAttention", "MLP", "Block", "GPT"]
 
 POSITIONS = ("learned", "sinusoidal", "rope")
 FEED_FORWARDS = ("gelu", "relu", "swiglu", "gelu_tanh")  # gelu_tanh: GPT-2's tanh approximation
