@@ -33,22 +33,31 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     print(f"executing {NOTEBOOK.name} in the {profile} profile")
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "jupyter", "nbconvert", "--to", "notebook", "--execute",
+    (out / NOTEBOOK.name).unlink(missing_ok=True)
+    subprocess.run([sys.executable, "-m", "jupyter", "nbconvert", "--to", "notebook", "--execute", "--allow-errors",
                     "--ExecutePreprocessor.timeout=-1", "--output-dir", str(out), str(NOTEBOOK)],
                    check=True, env={**os.environ, "LM_STEPS_PROFILE": profile})
     wall = time.perf_counter() - t0
     nb = nbformat.read(out / NOTEBOOK.name, as_version=4)
+    errors = []
     for cell in nb.cells:
-        if cell.cell_type == "code" and ("history = train(" in cell.source or "final = {}" in cell.source):
-            for o in cell.get("outputs", []):
-                if o.get("output_type") == "stream" and o.get("name") == "stdout":
-                    print(o["text"].rstrip())
-    entry = load_results(profile).get("06 WikiText BPE GPT")
+        if cell.cell_type != "code":
+            continue
+        for o in cell.get("outputs", []):
+            if o.get("output_type") == "error":
+                errors.append(f"{o['ename']}: {o['evalue']} in the cell starting {cell.source.splitlines()[0]!r}")
+            elif ("history = train(" in cell.source or "final = {}" in cell.source or "rows = evaluate_checkpoints" in cell.source) \
+                    and o.get("output_type") == "stream" and o.get("name") == "stdout":
+                print(o["text"].rstrip())
+    entry = None if errors else load_results(profile).get("06 WikiText BPE GPT")
     print(f"notebook wall time: {wall:.0f} s ({wall / 60:.1f} min), profile {profile}")
     print(f"results entry: {entry}")
     if entry:
         print(f"word-level test perplexity: {entry['word_ppl']:.2f} (sliding window, stride {entry['stride']}, "
               f"block {entry['block_size']}); {entry['bits_per_byte']:.4f} bits/byte")
+    if errors:
+        print("the notebook raised:\n  " + "\n  ".join(errors))
+        sys.exit(1)
 
 
 if __name__ == "__main__":
