@@ -90,6 +90,8 @@ def main(argv=None):
           f"({1000 * train_s / max(steps, 1):.1f} ms/iter incl. evals)")
     print(f"val loss (mean of {train_cfg.eval_iters} random batches, nanoGPT-style) at step {hist['val_step'][-1]}: "
           f"{hist['val_loss'][-1]:.4f}")
+    best = min(range(len(hist["val_loss"])), key=hist["val_loss"].__getitem__)
+    print(f"best val loss (nanoGPT keeps this checkpoint): {hist['val_loss'][best]:.4f} at step {hist['val_step'][best]}")
     print(f"val loss over the whole split ({full['n_tokens']:,} tokens, windows of {model_cfg.block_size}): "
           f"{full['loss']:.4f} nats/char = {full['bits_per_token']:.4f} bits/char ({full_s:.1f} s)")
     print(f"wall time (data + model + training + evals, excluding the full-split eval): {wall:.1f} s")

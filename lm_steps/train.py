@@ -206,7 +206,7 @@ def _autocast(cfg: TrainConfig, device: torch.device):
 def train(model: torch.nn.Module, data, cfg: TrainConfig, *, device: str | torch.device = "cpu",
           progress: bool = False, callback: Callable[[int, torch.nn.Module], None] | None = None,
           checkpoint_path: str | os.PathLike | None = None, resume: str | os.PathLike | None = None,
-          tokenizer: dict | None = None) -> dict:
+          tokenizer: dict | None = None, best_checkpoint_path: str | os.PathLike | None = None) -> dict:
     """Train ``model`` (already on ``device``) on ``data``; return the history.
 
     ``data`` is ``(train_tokens, val_tokens)``, two 1-D LongTensors batched with
@@ -214,7 +214,9 @@ def train(model: torch.nn.Module, data, cfg: TrainConfig, *, device: str | torch
     ``batch(split, batch_size, generator, device) -> (x, y)``. Under ``torchrun`` each rank
     trains a DistributedDataParallel copy on its own share of every global batch; rank 0
     evaluates, logs and writes checkpoints (every ``cfg.checkpoint_every`` steps and at the end,
-    holding ``tokenizer``, a plain dict). ``resume`` continues a checkpoint exactly: weights,
+    holding ``tokenizer``, a plain dict). With ``best_checkpoint_path``, rank 0 also writes a
+    checkpoint there whenever the validation estimate reaches a new low (nanoGPT keeps only
+    that one on small data, where long runs overfit). ``resume`` continues a checkpoint exactly: weights,
     optimizer, step, batch and dropout RNG states, history. Dropout draws from torch's global
     generator, which is seeded with ``cfg.seed + rank``. ``callback(step, model)`` runs after
     each step. Returns lists ``step``, ``loss``, ``lr`` per step and ``val_step``,
@@ -259,16 +261,19 @@ def train(model: torch.nn.Module, data, cfg: TrainConfig, *, device: str | torch
 
     def evaluate_now(step):
         est = estimate_loss(model, batch, cfg, autocast=autocast)
+        improved = est["val"] < min(history["val_loss"], default=math.inf)
         history["val_step"].append(step)
         history["train_eval_loss"].append(est["train"])
         history["val_loss"].append(est["val"])
         history["elapsed"].append(time.perf_counter() - t0)
+        if best_checkpoint_path and improved:
+            save(step, best_checkpoint_path)
 
-    def save(step):
+    def save(step, path=checkpoint_path):
         rng = {"batch": g.get_state(), "torch": torch.get_rng_state()}
         if device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state(device)
-        save_checkpoint(checkpoint_path, model=model, optimizer=opt, train_config=cfg, step=step,
+        save_checkpoint(path, model=model, optimizer=opt, train_config=cfg, step=step,
                         rng=rng, tokenizer=tokenizer, history=history)
 
     bar = None

@@ -160,3 +160,21 @@ def test_resume_continues_exactly(tmp_path, data):
     assert resumed["step"] == full["step"]
     torch.testing.assert_close(resumed["loss"], full["loss"], atol=0, rtol=0)
     torch.testing.assert_close(resumed["val_loss"], full["val_loss"], atol=0, rtol=0)
+
+
+def test_best_checkpoint_holds_the_lowest_validation_estimate(data, tmp_path):
+    m = model()
+    best = tmp_path / "best.pt"
+    weights = {0: {k: v.clone() for k, v in m.state_dict().items()}}  # weights seen by the evaluation at each step
+
+    def snapshot(step, net):
+        weights[step + 1] = {k: v.clone() for k, v in net.state_dict().items()}
+
+    hist = train(m, data, replace(CFG, max_iters=16), best_checkpoint_path=best, callback=snapshot,
+                 tokenizer={"type": "none"})
+    i = min(range(len(hist["val_loss"])), key=hist["val_loss"].__getitem__)
+    ckpt = load_checkpoint(best)
+    assert ckpt["step"] == hist["val_step"][i] and ckpt["history"]["val_loss"][-1] == min(hist["val_loss"])
+    restored, _ = gpt_from_checkpoint(best)
+    for name, value in restored.state_dict().items():
+        torch.testing.assert_close(value, weights[ckpt["step"]][name], atol=0, rtol=0)
