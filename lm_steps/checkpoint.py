@@ -115,6 +115,8 @@ def gpt_from_checkpoint(path: str | os.PathLike, *, device: str | torch.device =
     """Rebuild the :class:`~lm_steps.gpt.GPT` of a checkpoint; returns ``(model, ckpt)``.
 
     The tokenizer is ``ckpt["tokenizer"]`` (a plain dict, e.g. for ``CharTokenizer.from_dict``).
+    The model comes back in eval mode (dropout off), ready to evaluate or sample; call
+    ``model.train()`` to train it further.
     """
     from .gpt import GPT, GPTConfig
 
@@ -125,4 +127,4 @@ def gpt_from_checkpoint(path: str | os.PathLike, *, device: str | torch.device =
         raise CheckpointError(f"checkpoint {path} has an unknown model config: {err}") from err
     model = GPT(config).to(device)
     restore_model(ckpt, model)
-    return model, ckpt
+    return model.eval(), ckpt

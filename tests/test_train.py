@@ -178,3 +178,13 @@ def test_best_checkpoint_holds_the_lowest_validation_estimate(data, tmp_path):
     restored, _ = gpt_from_checkpoint(best)
     for name, value in restored.state_dict().items():
         torch.testing.assert_close(value, weights[ckpt["step"]][name], atol=0, rtol=0)
+
+
+def test_model_from_checkpoint_is_in_eval_mode(tmp_path):
+    m = model(replace(MODEL, dropout=0.5))
+    path = save_checkpoint(tmp_path / "m.pt", model=m)
+    restored, _ = gpt_from_checkpoint(path)
+    assert not restored.training
+    x = torch.arange(8)[None] % V
+    m.eval()
+    torch.testing.assert_close(restored(x)[0], m(x)[0], atol=0, rtol=0)
