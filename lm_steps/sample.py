@@ -11,7 +11,8 @@ def sample_next(logits: torch.Tensor, *, temperature: float = 1.0, top_k: int | 
     """Draw one token id per row from ``logits`` (B, V); returns (B, 1).
 
     ``temperature=0`` is greedy (argmax); ``top_k`` keeps the k most likely tokens; ``top_p``
-    keeps the smallest set of most likely tokens whose probability reaches ``p``.
+    keeps the smallest set of most likely tokens whose probability reaches ``p``. A generator
+    on another device than the logits (a CPU generator with a CUDA model) draws on its own device.
     """
     if temperature < 0:
         raise ValueError(f"temperature must be >= 0, got {temperature}")
@@ -32,6 +33,8 @@ def sample_next(logits: torch.Tensor, *, temperature: float = 1.0, top_k: int | 
         sorted_logits = sorted_logits.masked_fill(drop, float("-inf"))
         logits = torch.full_like(logits, float("-inf")).scatter(-1, order, sorted_logits)
     probs = logits.softmax(dim=-1)
+    if generator is not None and generator.device != probs.device:  # e.g. a CPU generator with a CUDA model
+        return torch.multinomial(probs.to(generator.device), num_samples=1, generator=generator).to(probs.device)
     return torch.multinomial(probs, num_samples=1, generator=generator)
 
 
