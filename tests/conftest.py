@@ -20,3 +20,14 @@ def names():
 def names_tok(names):
     """The 27-symbol names vocabulary with '.' at id 0."""
     return CharTokenizer.from_text(names, boundary=".")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def one_thread():
+    """Tiny test models run fastest on one torch thread, and do not stall when the other core is busy."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -14,14 +14,6 @@ from lm_steps.mlp import (MLP, MLP_CONFIGS, MLP_RECIPES, LastPosition, MLPConfig
 from lm_steps.sample import sample_words
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny matrices: one thread is much faster than two on a busy 2-core machine (restored after)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def _gen(seed=0):
     return torch.Generator().manual_seed(seed)

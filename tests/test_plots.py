@@ -17,14 +17,6 @@ from lm_steps.mlp import MLP, LastPosition, MLPConfig, Recipe, train_recipe  # n
 LABELS = list(".abcdefghijklmnopqrstuvwxyz")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny matrices: one thread is much faster than two on a busy 2-core machine (restored after)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 @pytest.fixture(scope="module")
 def trained():

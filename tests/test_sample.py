@@ -9,13 +9,6 @@ from lm_steps.tokenizers import CharTokenizer
 V = 65
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def tiny(**kw) -> GPT:
     cfg = GPTConfig(**{**dict(vocab_size=V, block_size=12, n_layer=2, n_head=4, n_embd=32), **kw})

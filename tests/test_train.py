@@ -16,13 +16,6 @@ CFG = TrainConfig(max_iters=12, batch_size=4, lr=3e-3, min_lr=3e-4, warmup_iters
                   eval_iters=2, dtype="float32", seed=0)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 @pytest.fixture
 def data():
