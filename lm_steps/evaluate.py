@@ -17,6 +17,8 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from .utils import eval_mode
+
 __all__ = ["IGNORE_INDEX", "lm_loss", "evaluate", "token_nlls", "evaluate_stream", "nll_metrics",
            "evaluate_checkpoints", "distinct_ngrams"]
 
@@ -57,21 +59,16 @@ def evaluate(model: torch.nn.Module, X: torch.Tensor, Y: torch.Tensor, *, batch_
     The model's train/eval mode is restored afterwards.
     """
     device = _device_of(model) if device is None else device
-    was_training = model.training
-    model.eval()
     total, count = 0.0, 0
-    try:
+    with eval_mode(model):
         for i in range(0, len(X), batch_size):
             xb, yb = X[i:i + batch_size].to(device), Y[i:i + batch_size].to(device)
             logits, _ = model(xb)
             total += lm_loss(logits, yb, reduction="sum").item()
             count += int((yb != IGNORE_INDEX).sum())
-    finally:
-        model.train(was_training)
-    loss = total / max(count, 1)
-    bits = loss / math.log(2)
-    return {"loss": loss, "ppl": math.exp(loss), "bits_per_token": bits,
-            "bits_per_char": bits / chars_per_token, "n_tokens": count}
+    out = nll_metrics(total, count)
+    out["bits_per_char"] = out["bits_per_token"] / chars_per_token
+    return out
 
 
 @torch.no_grad()
@@ -105,13 +102,9 @@ def token_nlls(model: torch.nn.Module, tokens: torch.Tensor, *, block_size: int 
         start += stride
     nll = torch.empty(N, dtype=torch.float32)
     context = torch.empty(N, dtype=torch.long)
-    was_training = model.training
-    model.eval()
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-        bar = tqdm(total=len(windows), desc="evaluate", unit="window")
-    try:
+    from tqdm.auto import tqdm
+
+    with eval_mode(model), tqdm(total=len(windows), desc="evaluate", unit="window", disable=not progress) as bar:
         i = 0
         while i < len(windows):
             length = windows[i][1]
@@ -119,18 +112,12 @@ def token_nlls(model: torch.nn.Module, tokens: torch.Tensor, *, block_size: int 
             x = torch.stack([tokens[s:s + length] for s, _, _ in group]).to(device)  # (B, T)
             y = torch.stack([tokens[s + 1:s + 1 + length] for s, _, _ in group]).to(device)  # (B, T)
             logits, _ = model(x)
-            losses = F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), y.reshape(-1),  # (B*T, V)
-                                     reduction="none").view(len(group), length).cpu()  # (B, T)
+            losses = lm_loss(logits, y, reduction="none").view(len(group), length).cpu()  # (B, T)
             for row, (s, _, first) in enumerate(group):
                 nll[s + first:s + length] = losses[row, first:]
                 context[s + first:s + length] = torch.arange(first + 1, length + 1)
             i += len(group)
-            if bar is not None:
-                bar.update(len(group))
-    finally:
-        model.train(was_training)
-        if bar is not None:
-            bar.close()
+            bar.update(len(group))
     return nll, context
 
 

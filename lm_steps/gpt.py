@@ -17,6 +17,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .evaluate import lm_loss
+from .utils import eval_mode
 
 __all__ = ["GPTConfig", "KVCache", "written_out_attention", "rope_tables", "apply_rope", "sinusoidal_positions",
            "CausalSelfAttention", "MLP", "Block", "GPT"]
@@ -339,15 +340,13 @@ class GPT(nn.Module):
     @torch.no_grad()
     def attention_maps(self, idx: torch.Tensor) -> torch.Tensor:
         """Attention weights of every layer and head for ``idx`` (B, T): (n_layer, B, nh, T, T), in eval mode."""
-        was_training = self.training
-        self.eval()
         attns = [block.attn for block in self.transformer.h]
-        try:
-            for a in attns:
-                a.keep_attention = True
-            self(idx)
-            return torch.stack([a.attention for a in attns])  # (n_layer, B, nh, T, T)
-        finally:
-            for a in attns:
-                a.keep_attention, a.attention = False, None
-            self.train(was_training)
+        with eval_mode(self):
+            try:
+                for a in attns:
+                    a.keep_attention = True
+                self(idx)
+                return torch.stack([a.attention for a in attns])  # (n_layer, B, nh, T, T)
+            finally:
+                for a in attns:
+                    a.keep_attention, a.attention = False, None

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import torch
 
+from .utils import eval_mode
+
 __all__ = ["sample_next", "generate", "beam_search", "complete", "sample_words"]
 
 
@@ -73,11 +75,9 @@ def generate(model: torch.nn.Module, idx: torch.Tensor, max_new_tokens: int, *, 
     if use_cache and not hasattr(model, "new_cache"):
         raise ValueError(f"{type(model).__name__} has no KV cache; call generate with use_cache=False")
     bs = model.block_size
-    was_training = model.training
-    model.eval()
     pick = lambda logits: sample_next(logits[:, -1, :], temperature=temperature, top_k=top_k,  # noqa: E731
                                       top_p=top_p, generator=generator)
-    try:
+    with eval_mode(model):
         if not use_cache:
             for _ in range(max_new_tokens):
                 logits, _ = model(idx[:, -bs:])
@@ -98,8 +98,6 @@ def generate(model: torch.nn.Module, idx: torch.Tensor, max_new_tokens: int, *, 
             else:
                 cache.length = 0
                 logits, _ = model(idx[:, -max(bs // 2, 1):], cache=cache)
-    finally:
-        model.train(was_training)
     return idx
 
 
@@ -119,11 +117,9 @@ def beam_search(model: torch.nn.Module, idx: torch.Tensor, beam_width: int, max_
         raise ValueError(f"beam_search takes one prompt, shape (1, T); got {tuple(idx.shape)}")
     if beam_width < 1:
         raise ValueError(f"beam_width must be >= 1, got {beam_width}")
-    was_training = model.training
-    model.eval()
     beams, scores = idx, torch.zeros(1, device=idx.device)  # (nb, T), (nb,)
     finished: list[tuple[float, torch.Tensor]] = []
-    try:
+    with eval_mode(model):
         for n in range(1, max_new_tokens + 1):
             logits, _ = model(beams[:, -model.block_size:])
             logp = torch.log_softmax(logits[:, -1, :].float(), dim=-1)  # (nb, V)
@@ -140,8 +136,6 @@ def beam_search(model: torch.nn.Module, idx: torch.Tensor, beam_width: int, max_
                     break
         n_new = beams.size(1) - idx.size(1)
         finished += [(s.item() / max(n_new, 1) ** length_penalty, b) for s, b in zip(scores, beams)]
-    finally:
-        model.train(was_training)
     best = max(finished, key=lambda item: item[0])[1]
     return best[None, :]  # (1, T + n)
 

@@ -19,6 +19,7 @@ import torch
 from .checkpoint import load_checkpoint, restore_model, save_checkpoint
 from .data import get_batch
 from .evaluate import evaluate, lm_loss
+from .utils import eval_mode
 
 __all__ = ["fit", "TrainConfig", "lr_at", "train", "estimate_loss",
            "setup_distributed", "SCHEDULES"]
@@ -179,10 +180,8 @@ def estimate_loss(model: torch.nn.Module, batch: Callable, cfg: TrainConfig, *, 
     ``batch(split, generator)`` gives ``(x, y)``; the batches come from a generator seeded with
     ``cfg.seed + 1`` at every call, so every evaluation sees the same batches.
     """
-    was_training = model.training
-    model.eval()
     out = {}
-    try:
+    with eval_mode(model):
         for split in ("train", "val"):
             g = torch.Generator().manual_seed(cfg.seed + 1)
             losses = []
@@ -192,8 +191,6 @@ def estimate_loss(model: torch.nn.Module, batch: Callable, cfg: TrainConfig, *, 
                     logits, _ = model(x)
                 losses.append(lm_loss(logits, y).item())
             out[split] = sum(losses) / max(len(losses), 1)
-    finally:
-        model.train(was_training)
     return out
 
 

@@ -1,6 +1,7 @@
 """Small helpers every stage uses: device choice, seeding and the run profile."""
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 from typing import TypeVar
@@ -8,7 +9,7 @@ from typing import TypeVar
 import numpy as np
 import torch
 
-__all__ = ["PROFILES", "auto_device", "set_seed", "make_generator", "get_profile", "by_profile"]
+__all__ = ["PROFILES", "auto_device", "eval_mode", "set_seed", "make_generator", "get_profile", "by_profile"]
 
 PROFILES = ("smoke", "cpu", "gpu")
 T = TypeVar("T")
@@ -22,6 +23,18 @@ def auto_device() -> torch.device:
     if mps is not None and mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
+
+
+@contextlib.contextmanager
+def eval_mode(model: torch.nn.Module):
+    """Run the ``with`` block with ``model`` in eval mode (dropout off, BatchNorm on running
+    statistics), then restore the mode it had, even if the block raises."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
 
 
 def set_seed(seed: int) -> None:

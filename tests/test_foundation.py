@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import lm_steps
+import lm_steps.utils
 from lm_steps import results
 from lm_steps.tokenizers import CharTokenizer
 
@@ -81,3 +82,16 @@ def test_notebooks_are_committed_without_outputs(path):
         if cell["cell_type"] == "code":
             assert not cell.get("outputs"), f"{path.name} cell {i} has outputs: clear them before committing"
             assert cell.get("execution_count") is None, f"{path.name} cell {i} has an execution count"
+
+
+def test_eval_mode_restores_the_mode_even_on_error():
+    net = torch.nn.Dropout(0.5)
+    with lm_steps.utils.eval_mode(net):
+        assert not net.training
+    assert net.training
+    net.eval()
+    with pytest.raises(RuntimeError):
+        with lm_steps.utils.eval_mode(net):
+            net.train()
+            raise RuntimeError("boom")
+    assert not net.training
