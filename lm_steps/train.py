@@ -200,6 +200,16 @@ def _autocast(cfg: TrainConfig, device: torch.device):
     return torch.autocast(device.type, dtype=torch.bfloat16) if use_bf16 else contextlib.nullcontext()
 
 
+def _adamw(groups, **kw) -> torch.optim.AdamW:
+    """AdamW's fused implementation where this torch has one for the parameters' device (CUDA,
+    and the CPU from torch 2.4: a third of the for-loop version's time on the baby GPT), else
+    torch's default implementation. The same update either way, up to rounding."""
+    try:
+        return torch.optim.AdamW(groups, fused=True, **kw)
+    except (RuntimeError, ValueError):  # no fused kernel for this device or dtype in this torch
+        return torch.optim.AdamW(groups, **kw)
+
+
 def train(model: torch.nn.Module, data, cfg: TrainConfig, *, device: str | torch.device = "cpu",
           progress: bool = False, callback: Callable[[int, torch.nn.Module], None] | None = None,
           checkpoint_path: str | os.PathLike | None = None, resume: str | os.PathLike | None = None,
@@ -236,9 +246,8 @@ def train(model: torch.nn.Module, data, cfg: TrainConfig, *, device: str | torch
 
     decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=lr_at(0, cfg),
-                            betas=(cfg.beta1, cfg.beta2), fused=device.type == "cuda" or None)
+    opt = _adamw([{"params": decay, "weight_decay": cfg.weight_decay},
+                  {"params": no_decay, "weight_decay": 0.0}], lr=lr_at(0, cfg), betas=(cfg.beta1, cfg.beta2))
     g = torch.Generator().manual_seed(cfg.seed)  # batches: the same on every rank, which takes its share
     torch.manual_seed(cfg.seed + rank)  # dropout draws from torch's global generator
     history = {"step": [], "loss": [], "lr": [], "val_step": [], "train_eval_loss": [], "val_loss": [], "elapsed": []}

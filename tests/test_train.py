@@ -181,3 +181,44 @@ def test_model_from_checkpoint_is_in_eval_mode(tmp_path):
     x = torch.arange(8)[None] % V
     m.eval()
     torch.testing.assert_close(restored(x)[0], m(x)[0], atol=0, rtol=0)
+
+
+def _params_with_grads(seed):
+    g = torch.Generator().manual_seed(seed)
+    ps = [torch.nn.Parameter(torch.randn(8, 4, generator=g)), torch.nn.Parameter(torch.randn(4, generator=g))]
+    return ps, g
+
+
+def test_adamw_fused_where_available_gives_the_default_update():
+    from lm_steps.train import _adamw
+
+    a, g = _params_with_grads(0)
+    b = [torch.nn.Parameter(p.detach().clone()) for p in a]
+    opt_a = _adamw([{"params": a, "weight_decay": 0.1}], lr=1e-2, betas=(0.9, 0.99))
+    opt_b = torch.optim.AdamW([{"params": b, "weight_decay": 0.1}], lr=1e-2, betas=(0.9, 0.99), foreach=False)
+    torch_version = tuple(int(v) for v in torch.__version__.split(".")[:2])
+    assert opt_a.defaults["fused"] is (True if torch_version >= (2, 4) else None)
+    for _ in range(5):
+        grads = [torch.randn(p.shape, generator=g) for p in a]
+        for pa, pb, gr in zip(a, b, grads):
+            pa.grad, pb.grad = gr.clone(), gr.clone()
+        opt_a.step()
+        opt_b.step()
+    for pa, pb in zip(a, b):
+        torch.testing.assert_close(pa, pb, rtol=1e-5, atol=1e-6)
+    assert not torch.equal(a[0], _params_with_grads(0)[0][0])  # the steps moved the weights
+
+
+def test_adamw_falls_back_where_torch_has_no_fused_kernel(monkeypatch):
+    from lm_steps import train as train_mod
+
+    real = torch.optim.AdamW
+
+    def no_fused(params, fused=None, **kw):
+        if fused:
+            raise RuntimeError("fused=True requires all the params to be on supported devices")
+        return real(params, **kw)
+
+    monkeypatch.setattr(train_mod.torch.optim, "AdamW", no_fused)
+    opt = train_mod._adamw(_params_with_grads(0)[0], lr=1e-3)
+    assert isinstance(opt, real) and not opt.defaults["fused"]
