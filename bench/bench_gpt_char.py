@@ -7,7 +7,8 @@
 
 Prints ms per iteration, the validation loss nanoGPT-style (mean of eval_iters random batches)
 and over the whole validation split, the wall time, and the lines to quote. Runs under
-``torchrun --nproc_per_node=N`` too (rank 0 prints).
+``torchrun --nproc_per_node=N`` too (rank 0 prints); the configuration's batch size is then the
+global batch, split evenly over the processes, so the run does the same arithmetic as one process.
 """
 from __future__ import annotations
 
@@ -58,9 +59,13 @@ def main(argv=None):
     rank, world, dist_device = setup_distributed()
     device = torch.device(dist_device or args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     model_cfg, train_cfg = CONFIGS[args.config]
+    from dataclasses import replace
     if args.max_iters is not None:
-        from dataclasses import replace
         train_cfg = replace(train_cfg, max_iters=args.max_iters, lr_decay_iters=args.max_iters)
+    if world > 1:  # the configuration's batch is the global one: each rank takes its share
+        if train_cfg.batch_size % world:
+            raise SystemExit(f"batch_size {train_cfg.batch_size} does not split over {world} processes")
+        train_cfg = replace(train_cfg, batch_size=train_cfg.batch_size // world)
     t_start = time.perf_counter()
     train_text, val_text = shakespeare_splits()
     tok = CharTokenizer.from_text(train_text + val_text)

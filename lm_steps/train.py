@@ -219,8 +219,9 @@ def train(model: torch.nn.Module, data, cfg: TrainConfig, *, device: str | torch
     ``data`` is ``(train_tokens, val_tokens)``, two 1-D LongTensors batched with
     :func:`~lm_steps.data.get_batch` at the model's ``block_size``, or a function
     ``batch(split, batch_size, generator, device) -> (x, y)``. Under ``torchrun`` each rank
-    trains a DistributedDataParallel copy on its own share of every global batch; rank 0
-    evaluates, logs and writes checkpoints (every ``cfg.checkpoint_every`` steps and at the end,
+    trains a DistributedDataParallel copy on its own share of every global batch (``cfg.batch_size``
+    is the share); rank 0 evaluates on whole global batches, so the estimates do not depend on the
+    number of processes, and logs and writes checkpoints (every ``cfg.checkpoint_every`` steps and at the end,
     holding ``tokenizer``, a plain dict). With ``best_checkpoint_path``, rank 0 also writes a
     checkpoint there whenever the validation estimate reaches a new low (nanoGPT keeps only
     that one on small data, where long runs overfit). ``resume`` continues a checkpoint exactly: weights,
@@ -240,8 +241,11 @@ def train(model: torch.nn.Module, data, cfg: TrainConfig, *, device: str | torch
         streams = {"train": data[0], "val": data[1]}
         draw = lambda split, n, g, dev: get_batch(streams[split], n, model.block_size, generator=g, device=dev)  # noqa: E731
 
+    def global_batch(split, g):  # (world * B, T) each: what one process with the global batch draws
+        return draw(split, cfg.batch_size * world, g, device)
+
     def batch(split, g):  # this rank's share of one global batch
-        x, y = draw(split, cfg.batch_size * world, g, device)
+        x, y = global_batch(split, g)
         return x[rank * cfg.batch_size:(rank + 1) * cfg.batch_size], y[rank * cfg.batch_size:(rank + 1) * cfg.batch_size]
 
     decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
@@ -266,7 +270,7 @@ def train(model: torch.nn.Module, data, cfg: TrainConfig, *, device: str | torch
     t0 = time.perf_counter() - (history["elapsed"][-1] if history["elapsed"] else 0.0)
 
     def evaluate_now(step):
-        est = estimate_loss(model, batch, cfg, autocast=autocast)
+        est = estimate_loss(model, global_batch, cfg, autocast=autocast)
         improved = est["val"] < min(history["val_loss"], default=math.inf)
         history["val_step"].append(step)
         history["train_eval_loss"].append(est["train"])

@@ -1,5 +1,5 @@
 """train() under DistributedDataParallel: two gloo processes on the CPU reach the same parameters
-as one process that sees the same global batch."""
+and validation estimates as one process that sees the same global batch."""
 import os
 
 import pytest
@@ -27,7 +27,7 @@ def _worker(rank: int, world: int, folder: str) -> None:
         model = GPT(MODEL, generator=torch.Generator().manual_seed(0))
         hist = train(model, _data(), CFG, checkpoint_path=os.path.join(folder, "ddp.pt"))
         if rank == 0:
-            torch.save({"params": model.state_dict(), "evals": len(hist["val_loss"])}, os.path.join(folder, "rank0.pt"))
+            torch.save({"params": model.state_dict(), "val_loss": hist["val_loss"]}, os.path.join(folder, "rank0.pt"))
         else:
             assert hist["val_loss"] == []  # only rank 0 evaluates
     finally:
@@ -38,16 +38,18 @@ def _worker(rank: int, world: int, folder: str) -> None:
 def test_two_gloo_processes_match_one_process(tmp_path):
     mp.start_processes(_worker, args=(2, str(tmp_path)), nprocs=2, join=True, start_method="spawn")
     ddp = torch.load(tmp_path / "rank0.pt", weights_only=True)
-    assert ddp["evals"] == 3 and (tmp_path / "ddp.pt").exists()
+    assert len(ddp["val_loss"]) == 3 and (tmp_path / "ddp.pt").exists()
     n = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         single = GPT(MODEL, generator=torch.Generator().manual_seed(0))
         from dataclasses import replace
-        train(single, _data(), replace(CFG, batch_size=2 * CFG.batch_size))  # the same global batch
+        hist = train(single, _data(), replace(CFG, batch_size=2 * CFG.batch_size))  # the same global batch
     finally:
         torch.set_num_threads(n)
     start = GPT(MODEL, generator=torch.Generator().manual_seed(0)).state_dict()
     for name, p in single.state_dict().items():
         assert not torch.equal(p, start[name]) or p.dim() < 2  # training moved the weights
         torch.testing.assert_close(ddp["params"][name], p, atol=1e-6, rtol=1e-5)
+    # rank 0 evaluates on whole global batches: the same estimates as the single process
+    torch.testing.assert_close(torch.tensor(ddp["val_loss"]), torch.tensor(hist["val_loss"]), atol=1e-6, rtol=1e-5)
