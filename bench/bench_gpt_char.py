@@ -13,8 +13,8 @@ global batch, split evenly over the processes, so the run does the same arithmet
 from __future__ import annotations
 
 import argparse
-import math
 import time
+from dataclasses import replace
 
 import torch
 
@@ -59,7 +59,6 @@ def main(argv=None):
     rank, world, dist_device = setup_distributed()
     device = torch.device(dist_device or args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     model_cfg, train_cfg = CONFIGS[args.config]
-    from dataclasses import replace
     if args.max_iters is not None:
         train_cfg = replace(train_cfg, max_iters=args.max_iters, lr_decay_iters=args.max_iters)
     if world > 1:  # the configuration's batch is the global one: each rank takes its share

@@ -8,9 +8,10 @@ fp32) is 1.5x nanoGPT's ~37 ms per iteration, i.e. <= 24.7 ms. This script times
 and in interleaved rounds (this machine's timings drift with its neighbours, so every variant
 sees the same conditions), the whole step as ``train()`` runs it, the same step with torch's
 for-loop AdamW (nanoGPT's optimizer on a CPU), forward + backward alone, clipping + the optimizer
-alone, and the step's 51 matrix multiplies alone (3 per linear layer: forward, input gradient,
-weight gradient) at their shapes, which no implementation of this model in fp32 can skip.
-Prints the best and the median round of each, in ms per step.
+alone, the step's 51 matrix multiplies alone (3 per linear layer: forward, input gradient,
+weight gradient) at their shapes, and the attention core and the GELU with their backward passes
+alone: work no fp32 implementation of this model can skip. Prints the best and the median round
+of each, in ms per step. The configuration is ``bench_gpt_char.py``'s ``baby``.
 """
 from __future__ import annotations
 
@@ -20,12 +21,13 @@ import time
 
 import torch
 
+from bench_gpt_char import BABY as BABY_CONFIGS  # this folder: the script's own, first on sys.path
 from lm_steps.data import get_batch
 from lm_steps.gpt import GPT, GPTConfig
-from lm_steps.train import _adamw
+from lm_steps.train import adamw
 
-BABY = GPTConfig(vocab_size=65, block_size=64, n_layer=4, n_head=4, n_embd=128, dropout=0.0)
-BATCH = 12
+BABY, TRAIN = BABY_CONFIGS
+BATCH = TRAIN.batch_size
 NANOGPT_MS = 37.0  # nanoGPT's train.py, baby flags, on a 2-core machine of this kind (the issue's anchor)
 
 
@@ -50,12 +52,9 @@ def main(argv=None):
     stream = torch.randint(0, BABY.vocab_size, (100_000,), generator=torch.Generator().manual_seed(0))
 
     def trainer(optimizer: str, compiled: bool = False):
-        model = GPT(BABY, generator=torch.Generator().manual_seed(1337))
-        decay = [p for p in model.parameters() if p.dim() >= 2]
-        rest = [p for p in model.parameters() if p.dim() < 2]
-        groups = [{"params": decay, "weight_decay": 0.1}, {"params": rest, "weight_decay": 0.0}]
-        opt = (_adamw(groups, lr=1e-3, betas=(0.9, 0.99)) if optimizer == "fused"
-               else torch.optim.AdamW(groups, lr=1e-3, betas=(0.9, 0.99), foreach=False))
+        model = GPT(BABY, generator=torch.Generator().manual_seed(TRAIN.seed))
+        opt = adamw(model, lr=TRAIN.lr, betas=(TRAIN.beta1, TRAIN.beta2), weight_decay=TRAIN.weight_decay,
+                    fused=optimizer == "fused")
         net = torch.compile(model) if compiled else model
         g = torch.Generator().manual_seed(1)
 
@@ -66,7 +65,7 @@ def main(argv=None):
             return loss.item()
 
         def update():
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), TRAIN.grad_clip)
             opt.step()
 
         def step():

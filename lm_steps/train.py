@@ -21,7 +21,7 @@ from .data import get_batch
 from .evaluate import evaluate, lm_loss
 from .utils import eval_mode
 
-__all__ = ["fit", "TrainConfig", "lr_at", "train", "estimate_loss",
+__all__ = ["fit", "TrainConfig", "lr_at", "adamw", "train", "estimate_loss",
            "setup_distributed", "SCHEDULES"]
 
 SCHEDULES = ("cosine", "inverse_sqrt", "constant")
@@ -200,14 +200,24 @@ def _autocast(cfg: TrainConfig, device: torch.device):
     return torch.autocast(device.type, dtype=torch.bfloat16) if use_bf16 else contextlib.nullcontext()
 
 
-def _adamw(groups, **kw) -> torch.optim.AdamW:
-    """AdamW's fused implementation where this torch has one for the parameters' device (CUDA,
-    and the CPU from torch 2.4: a third of the for-loop version's time on the baby GPT), else
-    torch's default implementation. The same update either way, up to rounding."""
-    try:
-        return torch.optim.AdamW(groups, fused=True, **kw)
-    except (RuntimeError, ValueError):  # no fused kernel for this device or dtype in this torch
-        return torch.optim.AdamW(groups, **kw)
+def adamw(model: torch.nn.Module, *, lr: float, betas: tuple[float, float] = (0.9, 0.99),
+          weight_decay: float = 0.1, fused: bool = True) -> torch.optim.AdamW:
+    """AdamW over ``model``'s trainable parameters, with weight decay on matrices only.
+
+    Matrices (embeddings, linear weights) decay; vectors (biases, LayerNorm gains) do not. With
+    ``fused``, it is torch's fused implementation where this torch has one for the parameters'
+    device (CUDA, and the CPU from torch 2.4: a third of the for-loop version's time on the baby
+    GPT), else torch's default one. The same update either way, up to rounding.
+    """
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
+              {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+    if fused:
+        try:
+            return torch.optim.AdamW(groups, lr=lr, betas=betas, fused=True)
+        except (RuntimeError, ValueError):  # no fused kernel for this device or dtype in this torch
+            pass
+    return torch.optim.AdamW(groups, lr=lr, betas=betas)
 
 
 def train(model: torch.nn.Module, data, cfg: TrainConfig, *, device: str | torch.device = "cpu",
@@ -248,10 +258,7 @@ def train(model: torch.nn.Module, data, cfg: TrainConfig, *, device: str | torch
         x, y = global_batch(split, g)
         return x[rank * cfg.batch_size:(rank + 1) * cfg.batch_size], y[rank * cfg.batch_size:(rank + 1) * cfg.batch_size]
 
-    decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
-    no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
-    opt = _adamw([{"params": decay, "weight_decay": cfg.weight_decay},
-                  {"params": no_decay, "weight_decay": 0.0}], lr=lr_at(0, cfg), betas=(cfg.beta1, cfg.beta2))
+    opt = adamw(model, lr=lr_at(0, cfg), betas=(cfg.beta1, cfg.beta2), weight_decay=cfg.weight_decay)
     g = torch.Generator().manual_seed(cfg.seed)  # batches: the same on every rank, which takes its share
     torch.manual_seed(cfg.seed + rank)  # dropout draws from torch's global generator
     history = {"step": [], "loss": [], "lr": [], "val_step": [], "train_eval_loss": [], "val_loss": [], "elapsed": []}

@@ -183,30 +183,34 @@ def test_model_from_checkpoint_is_in_eval_mode(tmp_path):
     torch.testing.assert_close(restored(x)[0], m(x)[0], atol=0, rtol=0)
 
 
-def _params_with_grads(seed):
+def _layer_with_grads(seed):
     g = torch.Generator().manual_seed(seed)
-    ps = [torch.nn.Parameter(torch.randn(8, 4, generator=g)), torch.nn.Parameter(torch.randn(4, generator=g))]
-    return ps, g
+    layer = torch.nn.Linear(4, 8)  # a matrix (decays) and a bias (does not)
+    with torch.no_grad():
+        for p in layer.parameters():
+            p.copy_(torch.randn(p.shape, generator=g))
+    return layer, g
 
 
 def test_adamw_fused_where_available_gives_the_default_update():
-    from lm_steps.train import _adamw
+    from lm_steps.train import adamw
 
-    a, g = _params_with_grads(0)
-    b = [torch.nn.Parameter(p.detach().clone()) for p in a]
-    opt_a = _adamw([{"params": a, "weight_decay": 0.1}], lr=1e-2, betas=(0.9, 0.99))
-    opt_b = torch.optim.AdamW([{"params": b, "weight_decay": 0.1}], lr=1e-2, betas=(0.9, 0.99), foreach=False)
+    a, g = _layer_with_grads(0)
+    b = [torch.nn.Parameter(p.detach().clone()) for p in a.parameters()]
+    opt_a = adamw(a, lr=1e-2, betas=(0.9, 0.99), weight_decay=0.1)
+    opt_b = torch.optim.AdamW([{"params": b[:1], "weight_decay": 0.1}, {"params": b[1:], "weight_decay": 0.0}],
+                              lr=1e-2, betas=(0.9, 0.99), foreach=False)
     torch_version = tuple(int(v) for v in torch.__version__.split(".")[:2])
     assert opt_a.defaults["fused"] is (True if torch_version >= (2, 4) else None)
     for _ in range(5):
-        grads = [torch.randn(p.shape, generator=g) for p in a]
-        for pa, pb, gr in zip(a, b, grads):
+        grads = [torch.randn(p.shape, generator=g) for p in b]
+        for pa, pb, gr in zip(a.parameters(), b, grads):
             pa.grad, pb.grad = gr.clone(), gr.clone()
         opt_a.step()
         opt_b.step()
-    for pa, pb in zip(a, b):
+    for pa, pb in zip(a.parameters(), b):
         torch.testing.assert_close(pa, pb, rtol=1e-5, atol=1e-6)
-    assert not torch.equal(a[0], _params_with_grads(0)[0][0])  # the steps moved the weights
+    assert not torch.equal(a.weight, _layer_with_grads(0)[0].weight)  # the steps moved the weights
 
 
 def test_adamw_falls_back_where_torch_has_no_fused_kernel(monkeypatch):
@@ -220,5 +224,5 @@ def test_adamw_falls_back_where_torch_has_no_fused_kernel(monkeypatch):
         return real(params, **kw)
 
     monkeypatch.setattr(train_mod.torch.optim, "AdamW", no_fused)
-    opt = train_mod._adamw(_params_with_grads(0)[0], lr=1e-3)
+    opt = train_mod.adamw(_layer_with_grads(0)[0], lr=1e-3)
     assert isinstance(opt, real) and not opt.defaults["fused"]
