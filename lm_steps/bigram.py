@@ -12,7 +12,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .evaluate import lm_loss
+from .losses import lm_loss
 
 __all__ = ["count_bigrams", "CountingBigram", "NeuralBigram"]
 

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tempfile
 from pathlib import Path
 
 import torch
+
+from .gpt import GPT, GPTConfig
+from .utils import atomic_write, unwrap
 
 __all__ = ["FORMAT", "CheckpointError", "save_checkpoint", "load_checkpoint", "restore_model", "gpt_from_checkpoint"]
 
@@ -40,8 +42,7 @@ def save_checkpoint(path: str | os.PathLike, *, model: torch.nn.Module, model_co
     (``dataclasses.asdict``), the tokenizer as the plain dict its ``to_dict()`` gives.
     """
     path = Path(path)
-    model = getattr(model, "module", model)  # unwrap DistributedDataParallel
-    model = getattr(model, "_orig_mod", model)  # unwrap torch.compile
+    model = unwrap(model)
     state = {
         "format": FORMAT,
         "model": model.state_dict(),
@@ -53,17 +54,8 @@ def save_checkpoint(path: str | os.PathLike, *, model: torch.nn.Module, model_co
         "tokenizer": tokenizer,
         "history": history or {},
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_write(path) as f:
+        torch.save(state, f)
     return path
 
 
@@ -91,8 +83,7 @@ def restore_model(ckpt: dict, model: torch.nn.Module, optimizer=None) -> None:
     A model whose ``config`` differs from the stored one raises :class:`CheckpointError`
     listing the differing fields.
     """
-    model = getattr(model, "module", model)  # unwrap DistributedDataParallel
-    model = getattr(model, "_orig_mod", model)  # unwrap torch.compile
+    model = unwrap(model)
     cfg, stored = _plain(getattr(model, "config", None)), ckpt.get("model_config")
     if cfg is not None and stored is not None and cfg != stored:
         diff = {k: (stored.get(k), cfg.get(k)) for k in sorted(set(cfg) | set(stored)) if stored.get(k) != cfg.get(k)}
@@ -118,8 +109,6 @@ def gpt_from_checkpoint(path: str | os.PathLike, *, device: str | torch.device =
     The model comes back in eval mode (dropout off), ready to evaluate or sample; call
     ``model.train()`` to train it further.
     """
-    from .gpt import GPT, GPTConfig
-
     ckpt = load_checkpoint(path, map_location=device)
     try:
         config = GPTConfig(**ckpt["model_config"])
