@@ -45,7 +45,6 @@ class CountingBigram(nn.Module):
             raise ValueError(f"smoothing must be >= 0, got {smoothing}")
         P = counts.double() + smoothing
         P = P / P.sum(dim=1, keepdim=True)
-        self.smoothing = smoothing
         self.register_buffer("probs", P.float())
         self.register_buffer("log_probs", P.log().float())
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import pickle
 from pathlib import Path
 
 import torch
@@ -64,11 +65,20 @@ def load_checkpoint(path: str | os.PathLike, *, map_location: str | torch.device
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no checkpoint at {path}")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"checkpoint {path} is empty (0 bytes): whatever wrote it did not finish. "
+                              f"Delete it and resume from an earlier checkpoint (or train again).")
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:  # truncated zip, random bytes, pickled classes: all unreadable here
+    except Exception as err:  # truncated zip, random bytes, pickled objects: unreadable here
+        if isinstance(err, pickle.UnpicklingError) and "weights only" in str(err).lower():
+            # torch's advice (weights_only=False) would run whatever code the file holds: not ours to give
+            raise CheckpointError(f"cannot read checkpoint {path}: it holds pickled Python objects, which a "
+                                  f"lm_steps checkpoint never does (loading them could run code); it is "
+                                  f"corrupt or not a lm_steps checkpoint") from None
+        detail = next((line for line in str(err).splitlines() if line.strip()), "")
         raise CheckpointError(f"cannot read checkpoint {path}: the file is truncated, corrupt or not a "
-                              f"lm_steps checkpoint ({type(err).__name__}: {str(err).splitlines()[0]})") from err
+                              f"lm_steps checkpoint ({type(err).__name__}{': ' + detail if detail else ''})") from err
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a {FORMAT} checkpoint (format={ckpt.get('format') if isinstance(ckpt, dict) else type(ckpt).__name__!r})")
     missing = [k for k in REQUIRED if k not in ckpt]

@@ -18,13 +18,13 @@ from .losses import lm_loss
 __all__ = ["context_windows", "FixedContextLM", "LastPosition"]
 
 
-def context_windows(idx: torch.Tensor, block_size: int, pad: int = 0) -> torch.Tensor:
+def context_windows(idx: torch.Tensor, block_size: int) -> torch.Tensor:
     """The window of ``block_size`` tokens ending at each position: (B, T) -> (B, T, block_size).
 
-    Positions before the start are ``pad``: the window ending at position 0 of ``[e, m]``
-    with block size 3 is ``[pad, pad, e]``.
+    Positions before the start are token 0 (the '.' boundary): the window ending at position 0
+    of ``[e, m]`` with block size 3 is ``[., ., e]``.
     """
-    padded = F.pad(idx, (block_size - 1, 0), value=pad)  # (B, T + block_size - 1)
+    padded = F.pad(idx, (block_size - 1, 0), value=0)  # (B, T + block_size - 1)
     return padded.unfold(1, block_size, 1)  # (B, T, block_size)
 
 
