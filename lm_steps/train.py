@@ -26,7 +26,7 @@ from .losses import lm_loss
 from .utils import eval_mode
 
 __all__ = ["fit", "train_recipe", "TrainConfig", "Recipe", "lr_at", "adamw", "train", "estimate_loss",
-           "setup_distributed", "SCHEDULES"]
+           "grad_norm", "check_finite", "setup_distributed", "SCHEDULES"]
 
 
 def fit(model: torch.nn.Module, X: torch.Tensor, Y: torch.Tensor, *, steps: int, lr: float | Callable[[int], float],
@@ -46,6 +46,10 @@ def fit(model: torch.nn.Module, X: torch.Tensor, Y: torch.Tensor, *, steps: int,
     """
     if steps < 0:
         raise ValueError(f"steps must be >= 0, got {steps}")
+    if batch_size is not None and batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1 (or None for the whole set every step), got {batch_size}")
+    if len(X) == 0 or len(X) != len(Y):
+        raise ValueError(f"need as many targets as examples, at least one: got {len(X)} examples, {len(Y)} targets")
     X, Y = X.to(device), Y.to(device)
     lr_of = lr if callable(lr) else (lambda step: lr)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -67,12 +71,12 @@ def fit(model: torch.nn.Module, X: torch.Tensor, Y: torch.Tensor, *, steps: int,
             ix = torch.randint(0, len(X), (batch_size,), generator=generator).to(device)
             xb, yb = X[ix], Y[ix]
         logits, loss = model(xb, yb)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"loss became {loss.item()} at step {step}; lower the learning rate")
+        check_finite(model, step, loss.item(), lr_of(step))
         for group in opt.param_groups:
             group["lr"] = lr_of(step)
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        check_finite(model, step, loss.item(), lr_of(step), gradients=True)
         opt.step()
         history["step"].append(step)
         history["loss"].append(loss.item())
@@ -88,6 +92,43 @@ def fit(model: torch.nn.Module, X: torch.Tensor, Y: torch.Tensor, *, steps: int,
     if bar is not None:
         bar.close()
     return history
+
+
+def grad_norm(model: torch.nn.Module) -> torch.Tensor:
+    """The global L2 norm of ``model``'s gradients (what ``clip_grad_norm_`` clips), a 0-d tensor."""
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    if not grads:
+        return torch.zeros(())
+    if hasattr(torch.nn.utils, "get_total_norm"):  # torch >= 2.6: the very norm clip_grad_norm_ computes
+        return torch.nn.utils.get_total_norm(grads)
+    return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.detach()) for g in grads]))
+
+
+def check_finite(model: torch.nn.Module, step: int, loss: float, lr: float, *, gradients: bool = False,
+                 norm: torch.Tensor | None = None) -> None:
+    """Raise ``FloatingPointError`` before a non-finite loss or gradient reaches the weights.
+
+    Checks ``loss`` or, with ``gradients``, the gradient norm (``norm`` if already computed). The
+    message names the step, which of the two went wrong, the first parameter with a non-finite
+    gradient, and what to try.
+    """
+    if not gradients:
+        if math.isfinite(loss):
+            return
+        raise FloatingPointError(
+            f"step {step}: the loss is {loss}; the weights were not updated. "
+            + ("Lower the learning rate (it is {:.3g}) or check the data.".format(lr) if step else
+               "It is the first step, so the model or the data is at fault (check the inputs and the "
+               "initialisation), not the learning rate."))
+    norm = grad_norm(model) if norm is None else norm
+    if bool(torch.isfinite(norm)):
+        return
+    bad = next((name for name, p in model.named_parameters()
+                if p.grad is not None and not bool(torch.isfinite(p.grad).all())), "?")
+    raise FloatingPointError(
+        f"step {step}: the loss is finite ({loss:.4g}) but the gradient is not (norm {norm.item()}), first in "
+        f"parameter {bad!r}; the weights were not updated. Lower the learning rate (it is {lr:.3g}), use "
+        f"gradient clipping or float32, or check the model for an operation with an infinite derivative.")
 
 
 def train_recipe(model: FixedContextLM, X: torch.Tensor, Y: torch.Tensor, recipe: Recipe, **fit_kw) -> dict:
@@ -254,10 +295,12 @@ def train(model: torch.nn.Module, data, cfg: TrainConfig, *, device: str | torch
                     loss = lm_loss(logits, y, label_smoothing=cfg.label_smoothing)
             (loss / cfg.grad_accum).backward()
             total += loss.item() / cfg.grad_accum
-        if not math.isfinite(total):
-            raise FloatingPointError(f"the training loss became {total} at step {step}; "
-                                     f"lower the learning rate (lr={lr:.3g}) or check the data")
-        if cfg.grad_clip:
+        check_finite(model, step, total, lr)
+        norm = grad_norm(model)
+        check_finite(model, step, total, lr, gradients=True, norm=norm)  # before any update or checkpoint
+        if cfg.grad_clip and hasattr(torch.nn.utils, "clip_grads_with_norm_"):
+            torch.nn.utils.clip_grads_with_norm_(model.parameters(), cfg.grad_clip, norm)  # the norm just checked
+        elif cfg.grad_clip:
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         opt.step()
         opt.zero_grad(set_to_none=True)

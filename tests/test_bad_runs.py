@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -18,8 +19,12 @@ import torch
 
 from lm_steps import data, results
 from lm_steps.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from lm_steps.config import TrainConfig
 from lm_steps.data import DataFile
+from lm_steps.fixed_context import LastPosition
 from lm_steps.gpt import GPT, GPTConfig
+from lm_steps.mlp import MLP, MLPConfig
+from lm_steps.train import fit, train
 from lm_steps.utils import atomic_write
 
 REPO = Path(__file__).resolve().parent.parent
@@ -162,3 +167,82 @@ def test_written_files_respect_the_umask(tmp_path, fake_dataset, monkeypatch, um
     results.record("x", profile="smoke", loss=1.0)
     for path in (ckpt, fetched, results.results_path("smoke")):
         assert path.stat().st_mode & 0o777 == 0o644, path
+
+
+# ----------------------------------------------------------------------------- §2 non-finite steps
+def stream(n: int = 600, vocab: int = 20) -> tuple[torch.Tensor, torch.Tensor]:
+    s = torch.randint(vocab, (n,), generator=torch.Generator().manual_seed(0))
+    return s[: n * 5 // 6], s[n * 5 // 6:]
+
+
+CFG = TrainConfig(max_iters=10, batch_size=4, lr=3e-3, min_lr=3e-4, warmup_iters=2, eval_interval=5, eval_iters=1,
+                  dtype="float32", seed=0)
+
+
+def poison_gradient_at(param: torch.nn.Parameter, at: int) -> None:
+    """Make ``param``'s gradient NaN on its ``at``-th backward pass (0-based); the loss stays finite."""
+    calls = {"n": 0}
+
+    def hook(grad):
+        calls["n"] += 1
+        return grad * float("nan") if calls["n"] == at + 1 else grad
+
+    param.register_hook(hook)
+
+
+def test_nan_gradient_stops_train_before_the_update_and_the_checkpoint(tmp_path):
+    m = tiny_gpt()
+    poison_gradient_at(m.transformer.h[0].mlp.c_fc.weight, 5)
+    path = tmp_path / "ckpt.pt"
+    with pytest.raises(FloatingPointError) as err:
+        train(m, stream(), replace(CFG, checkpoint_every=1), checkpoint_path=path)
+    msg = str(err.value)
+    assert "step 5" in msg and "gradient" in msg and "'transformer.h.0.mlp.c_fc.weight'" in msg
+    assert all(torch.isfinite(p).all() for p in m.parameters())  # the bad step never reached the weights
+    ckpt = load_checkpoint(path)
+    assert ckpt["step"] == 5 and all(torch.isfinite(t).all() for t in ckpt["model"].values())
+    for name, t in m.state_dict().items():  # the last good checkpoint holds exactly the weights in memory
+        torch.testing.assert_close(ckpt["model"][name], t, atol=0, rtol=0)
+
+
+def test_nan_loss_stops_train_and_names_the_loss():
+    m = tiny_gpt()
+    calls = {"n": 0}
+
+    def nan_logits(module, args, out):
+        calls["n"] += 1
+        return out * float("nan") if calls["n"] == 4 else out  # the 4th forward pass: step 3 (no evaluation)
+
+    m.lm_head.register_forward_hook(nan_logits)
+    with pytest.raises(FloatingPointError, match=r"step 3: the loss is nan; the weights were not updated"):
+        train(m, stream(), replace(CFG, eval_iters=0))
+
+
+def test_nan_gradient_stops_fit_before_the_update():
+    X = torch.randint(0, 27, (64, 3), generator=torch.Generator().manual_seed(1))
+    Y = torch.randint(0, 27, (64,), generator=torch.Generator().manual_seed(2))
+    m = MLP(MLPConfig(), generator=torch.Generator().manual_seed(0))
+    poison_gradient_at(m.net[0].weight, 3)
+    with pytest.raises(FloatingPointError) as err:
+        fit(LastPosition(m), X, Y, steps=10, lr=0.1, batch_size=16, generator=torch.Generator().manual_seed(3))
+    assert "step 3" in str(err.value) and "gradient" in str(err.value) and "'model.net.layers.0.weight'" in str(err.value)
+    assert all(torch.isfinite(p).all() for p in m.parameters())
+
+
+def test_fit_names_a_bad_batch_size_not_the_learning_rate():
+    X, Y = torch.zeros(8, 3, dtype=torch.long), torch.zeros(8, dtype=torch.long)
+    m = LastPosition(MLP(MLPConfig(), generator=torch.Generator().manual_seed(0)))
+    with pytest.raises(ValueError, match="batch_size must be >= 1"):
+        fit(m, X, Y, steps=3, lr=0.1, batch_size=0)
+    with pytest.raises(ValueError, match="as many targets as examples"):
+        fit(m, X[:0], Y[:0], steps=3, lr=0.1)
+
+
+def test_fit_blames_the_data_not_the_learning_rate_for_a_bad_first_loss():
+    X, Y = torch.zeros(8, 3, dtype=torch.long), torch.zeros(8, dtype=torch.long)
+    m = MLP(MLPConfig(), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        m.wte.weight[0] = float("inf")
+    with pytest.raises(FloatingPointError) as err:
+        fit(LastPosition(m), X, Y, steps=3, lr=0.1)
+    assert "step 0" in str(err.value) and "not the learning rate" in str(err.value)
