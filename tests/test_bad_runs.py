@@ -19,12 +19,12 @@ import torch
 
 from lm_steps import data, results
 from lm_steps.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from lm_steps.config import TrainConfig
+from lm_steps.config import TrainConfig, lr_at
 from lm_steps.data import DataFile
 from lm_steps.fixed_context import LastPosition
 from lm_steps.gpt import GPT, GPTConfig
 from lm_steps.mlp import MLP, MLPConfig
-from lm_steps.train import fit, train
+from lm_steps.train import adamw, fit, train
 from lm_steps.utils import atomic_write
 
 REPO = Path(__file__).resolve().parent.parent
@@ -246,3 +246,64 @@ def test_fit_blames_the_data_not_the_learning_rate_for_a_bad_first_loss():
     with pytest.raises(FloatingPointError) as err:
         fit(LastPosition(m), X, Y, steps=3, lr=0.1)
     assert "step 0" in str(err.value) and "not the learning rate" in str(err.value)
+
+
+# ----------------------------------------------------------------------------- §3 resume refuses what it cannot continue
+def interrupted_run(tmp_path, at: int, **kw) -> Path:
+    """Train with checkpoints every step, interrupted in step ``at`` (the checkpoint is at step ``at``)."""
+    def interrupt(step, net):
+        if step == at:
+            raise KeyboardInterrupt
+
+    path = tmp_path / "run.pt"
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_gpt(), stream(), replace(CFG, checkpoint_every=1), checkpoint_path=path, callback=interrupt, **kw)
+    return path
+
+
+def test_resume_refuses_max_iters_below_the_checkpoints_step(tmp_path):
+    path = interrupted_run(tmp_path, 7)
+    m = tiny_gpt()
+    before = {k: v.clone() for k, v in m.state_dict().items()}
+    with pytest.raises(CheckpointError, match=r"at step 7, past max_iters=6: set max_iters >= 7"):
+        train(m, stream(), replace(CFG, checkpoint_every=1, max_iters=6), resume=path, accept_changes=("max_iters",))
+    for k, v in m.state_dict().items():  # a refused resume loads nothing
+        torch.testing.assert_close(v, before[k], atol=0, rtol=0)
+
+
+def test_resume_refuses_a_different_config_unless_told(tmp_path):
+    path = interrupted_run(tmp_path, 3)
+    changed = replace(CFG, checkpoint_every=1, lr=1e-3, batch_size=8, eval_interval=2)  # eval_interval: harmless
+    with pytest.raises(CheckpointError) as err:
+        train(tiny_gpt(), stream(), changed, resume=path)
+    msg = str(err.value)
+    assert "batch_size (checkpoint 4, now 8)" in msg and "lr (checkpoint 0.003, now 0.001)" in msg
+    assert "eval_interval" not in msg and "accept_changes=('batch_size', 'lr')" in msg
+    hist = train(tiny_gpt(), stream(), changed, resume=path, accept_changes=("batch_size", "lr"))
+    assert hist["step"] == list(range(10)) and hist["lr"][4] == pytest.approx(lr_at(4, changed))
+    with pytest.raises(ValueError, match="no TrainConfig field: learning_rate"):
+        train(tiny_gpt(), stream(), changed, resume=path, accept_changes=("learning_rate",))
+
+
+def test_resume_from_a_plain_save_checkpoint_file_is_a_clear_error(tmp_path):
+    m = tiny_gpt()
+    path = save_checkpoint(tmp_path / "plain.pt", model=m, optimizer=adamw(m, lr=1e-3), train_config=CFG, step=3)
+    with pytest.raises(CheckpointError, match=r"written by save_checkpoint\(\), not by train\(checkpoint_path=...\)"):
+        train(tiny_gpt(), stream(), CFG, resume=path)
+
+
+def test_resume_from_the_best_checkpoint_records_no_evaluation_twice(tmp_path):
+    full = train(tiny_gpt(), stream(), CFG)
+    best = tmp_path / "best.pt"
+
+    def interrupt(step, net):
+        if step == 7:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_gpt(), stream(), CFG, best_checkpoint_path=best, callback=interrupt)
+    assert load_checkpoint(best)["step"] == 5  # the evaluation at step 5 beat the one at step 0
+    resumed = train(tiny_gpt(), stream(), CFG, resume=best)
+    assert resumed["val_step"] == full["val_step"] == [0, 5, 10]
+    torch.testing.assert_close(resumed["val_loss"], full["val_loss"], atol=0, rtol=0)
+    torch.testing.assert_close(resumed["loss"], full["loss"], atol=0, rtol=0)
