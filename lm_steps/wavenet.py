@@ -18,7 +18,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .config import Recipe
+from .config import Recipe, check_ints
 from .fixed_context import FixedContextLM
 from .layers import BatchNorm1d, Embedding, FlattenConsecutive, Linear, Sequential, Tanh
 from .losses import lm_loss
@@ -37,9 +37,7 @@ class WaveNetConfig:
     n_hidden: int = 128
 
     def __post_init__(self):
-        for name in ("vocab_size", "block_size", "n_embd", "n_hidden"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
+        check_ints(self, ("vocab_size", "block_size", "n_embd", "n_hidden"), minimum=1)
         if self.block_size < 2 or self.block_size & (self.block_size - 1):
             raise ValueError(f"block_size must be a power of two >= 2 (pairs are fused level by level), "
                              f"got {self.block_size}")
