@@ -16,7 +16,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .losses import lm_loss
+from .losses import check_tokens, lm_loss
 from .utils import eval_mode
 
 __all__ = ["GPTConfig", "KVCache", "written_out_attention", "rope_tables", "apply_rope", "sinusoidal_positions",
@@ -317,6 +317,7 @@ class GPT(nn.Module):
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, *, cache: KVCache | None = None):
         """Logits (B, T, V) for every position and, with ``targets`` (B, T), the mean loss."""
+        check_tokens(idx, self.config.vocab_size)
         B, T = idx.shape
         start = cache.length if cache is not None else 0
         if start + T > self.config.block_size:

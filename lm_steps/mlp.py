@@ -81,6 +81,11 @@ class MLP(FixedContextLM):
         """Characters of context."""
         return self.cfg.block_size
 
+    @property
+    def vocab_size(self) -> int:
+        """Number of tokens."""
+        return self.cfg.vocab_size
+
     @torch.no_grad()
     def init_weights(self, generator: torch.Generator | None = None) -> None:
         """Draw every parameter afresh for ``cfg.init`` (all draws from ``generator``, in layer order).

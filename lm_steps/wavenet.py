@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from .config import Recipe, check_ints
 from .fixed_context import FixedContextLM
 from .layers import BatchNorm1d, Embedding, FlattenConsecutive, Linear, Sequential, Tanh
-from .losses import lm_loss
+from .losses import check_tokens, lm_loss
 
 __all__ = ["WaveNetConfig", "WaveNet", "WAVENET_CONFIGS", "WAVENET_RECIPES", "CausalConvWaveNet"]
 
@@ -89,6 +89,11 @@ class WaveNet(FixedContextLM):
         """Characters of context."""
         return self.cfg.block_size
 
+    @property
+    def vocab_size(self) -> int:
+        """Number of tokens."""
+        return self.cfg.vocab_size
+
     def predict(self, context: torch.Tensor) -> torch.Tensor:
         """Logits (N, V) after each context (N, block_size): (N, 8, d) -> (N, 4, h) -> (N, 2, h) -> (N, h) -> (N, V)."""
         return self.net(self.wte(context))
@@ -113,8 +118,14 @@ class CausalConvWaveNet(nn.Module):
         """Characters of context (the receptive field)."""
         return self.model.block_size
 
+    @property
+    def vocab_size(self) -> int:
+        """Number of tokens."""
+        return self.model.vocab_size
+
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):
         """Logits (B, T, V) for every position in one pass; loss if ``targets``."""
+        check_tokens(idx, self.model.vocab_size)
         x = self.model.wte(F.pad(idx, (self.block_size - 1, 0)))  # (B, T + block_size - 1, d)
         dilation = 1
         for layer in self.model.net:

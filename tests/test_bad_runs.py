@@ -18,6 +18,7 @@ import pytest
 import torch
 
 from lm_steps import data, results
+from lm_steps.bigram import CountingBigram, NeuralBigram
 from lm_steps.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from lm_steps.config import Recipe, TrainConfig, lr_at
 from lm_steps.data import DataFile
@@ -26,7 +27,7 @@ from lm_steps.gpt import GPT, GPTConfig
 from lm_steps.mlp import MLP, MLPConfig
 from lm_steps.train import adamw, fit, train
 from lm_steps.utils import atomic_write
-from lm_steps.wavenet import WaveNetConfig
+from lm_steps.wavenet import CausalConvWaveNet, WaveNet, WaveNetConfig
 
 REPO = Path(__file__).resolve().parent.parent
 TINY = GPTConfig(vocab_size=20, block_size=8, n_layer=1, n_head=2, n_embd=16)
@@ -348,3 +349,34 @@ def test_fit_refuses_negative_weight_decay():
     X, Y = torch.zeros(8, 3, dtype=torch.long), torch.zeros(8, dtype=torch.long)
     with pytest.raises(ValueError, match="weight_decay must be >= 0"):
         fit(LastPosition(MLP(MLPConfig())), X, Y, steps=1, lr=0.1, weight_decay=-1.0)
+
+
+# ----------------------------------------------------------------------------- §6 token ids a model cannot read
+def every_model():
+    g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    wavenet = WaveNet(WaveNetConfig(n_embd=4, n_hidden=8), generator=g())
+    mlp = MLP(MLPConfig(n_embd=4, n_hidden=8), generator=g())
+    return {
+        "CountingBigram": CountingBigram(torch.ones(27, 27)),
+        "NeuralBigram": NeuralBigram(27, generator=g()),
+        "MLP": mlp,
+        "LastPosition": LastPosition(mlp),
+        "WaveNet": wavenet,
+        "CausalConvWaveNet": CausalConvWaveNet(wavenet),
+        "GPT": tiny_gpt(replace(TINY, vocab_size=27)),
+    }
+
+
+@pytest.mark.parametrize("name", list(every_model()))
+@pytest.mark.parametrize("idx, message", [
+    (torch.tensor([[1, 2, 27]]), r"token id 27 is outside the vocabulary: ids must be in \[0, 27\) \(vocab_size=27\)"),
+    (torch.tensor([[3, -1, 2]]), r"token id -1 is outside the vocabulary: ids must be in \[0, 27\)"),
+    (torch.tensor([[1.0, 2.0]]), r"idx must hold integer token ids \(torch.long\), got dtype torch.float32"),
+    (torch.tensor([1, 2, 3]), r"idx must be \(B, T\).*got shape \(3,\); add a batch dimension with idx\[None\]"),
+])
+def test_every_model_names_a_bad_token_id(name, idx, message):
+    model = every_model()[name]
+    with pytest.raises(ValueError, match=message):
+        model(idx)
+    logits, _ = model(torch.tensor([[0, 5, 26]]))  # the edges of the vocabulary are fine
+    assert logits.shape[-1] == 27 and torch.isfinite(logits).all()
