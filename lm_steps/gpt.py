@@ -26,6 +26,11 @@ POSITIONS = ("learned", "sinusoidal", "rope")
 FEED_FORWARDS = ("gelu", "relu", "swiglu", "gelu_tanh")  # gelu_tanh: GPT-2's tanh approximation
 
 
+def _is_int(x) -> bool:
+    """An integer (Python or NumPy), not a bool or a float that happens to be whole."""
+    return not isinstance(x, bool) and hasattr(x, "__index__")
+
+
 @dataclass(frozen=True)
 class GPTConfig:
     """Sizes and options of a :class:`GPT`. ``n_kv_head=None`` means ``n_head`` (plain multi-head)."""
@@ -44,17 +49,21 @@ class GPTConfig:
 
     def __post_init__(self):
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
+            value = getattr(self, name)
+            if not _is_int(value) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if self.n_embd % self.n_head:
             raise ValueError(f"n_embd={self.n_embd} must be divisible by n_head={self.n_head}; "
                              f"change one of them (e.g. n_embd={self.n_head * max(1, self.n_embd // self.n_head)})")
-        kv = self.kv_heads
-        if kv < 1 or self.n_head % kv:
-            raise ValueError(f"n_kv_head={self.n_kv_head} must divide n_head={self.n_head} "
-                             f"(1 = multi-query, n_head = multi-head, a divisor in between = grouped-query)")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.n_kv_head is not None and (not _is_int(self.n_kv_head) or self.n_kv_head < 1
+                                           or self.n_head % self.n_kv_head):
+            raise ValueError(f"n_kv_head={self.n_kv_head!r} must divide n_head={self.n_head} (1 = multi-query, "
+                             f"n_head or None = multi-head, a divisor in between = grouped-query)")
+        if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) or not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be a number in [0, 1) (0 = no dropout), got {self.dropout!r}")
+        for name in ("bias", "tie_weights"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
         if self.pos_encoding not in POSITIONS:
             raise ValueError(f"pos_encoding must be one of {POSITIONS}, got {self.pos_encoding!r}")
         if self.ffn not in FEED_FORWARDS:
@@ -63,7 +72,7 @@ class GPTConfig:
             raise ValueError(f"rope needs an even head size, got n_embd / n_head = {self.head_size}; "
                              f"change n_embd or n_head")
         if self.pos_encoding == "sinusoidal" and self.n_embd % 2:
-            raise ValueError(f"sinusoidal positions need an even n_embd, got {self.n_embd}")
+            raise ValueError(f"sinusoidal positions need an even n_embd, got {self.n_embd}; change n_embd")
 
     @property
     def head_size(self) -> int:
@@ -81,9 +90,11 @@ class KVCache:
     position's work instead of a pass over the whole context.
 
     ``k`` and ``v`` are (n_layer, B, n_kv_head, block_size, head_size); ``length`` positions
-    are filled. Keys are stored before any rotary rotation (positions are applied at attention
-    time, relative to the window), which is what lets a rotary cache :meth:`drop_oldest` and
-    stay equal to recomputing the cropped window.
+    are filled. Keys are stored as attention uses them (after the rotary rotation, with rotary
+    positions). The cache holds at most ``block_size`` positions: it is exact only while the whole
+    sequence fits in the block. Past the block every position of the window moves (absolute
+    positions change; with more than one layer, deeper keys also depend on tokens that have left
+    the window), so :func:`lm_steps.sample.generate` re-runs the window instead of reusing the cache.
     """
 
     def __init__(self, config: GPTConfig, batch_size: int, *, device: str | torch.device = "cpu",
@@ -92,7 +103,6 @@ class KVCache:
         self.k = torch.zeros(shape, device=device, dtype=dtype)
         self.v = torch.zeros(shape, device=device, dtype=dtype)
         self.length = 0
-        self.can_roll = config.pos_encoding == "rope"
 
     @property
     def capacity(self) -> int:
@@ -106,13 +116,6 @@ class KVCache:
         self.k[layer, :, :, self.length:end] = k
         self.v[layer, :, :, self.length:end] = v
         return self.k[layer, :, :, :end], self.v[layer, :, :, :end]
-
-    def drop_oldest(self, n: int) -> None:
-        """Forget the ``n`` oldest positions (shifting the rest to the front)."""
-        keep = self.length - n
-        self.k[:, :, :, :keep] = self.k[:, :, :, n:self.length].clone()
-        self.v[:, :, :, :keep] = self.v[:, :, :, n:self.length].clone()
-        self.length = keep
 
 
 def written_out_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None,
@@ -166,19 +169,21 @@ class CausalSelfAttention(nn.Module):
 
     def forward(self, x: torch.Tensor, *, rope: tuple[torch.Tensor, torch.Tensor] | None = None,
                 cache: KVCache | None = None, layer: int = 0) -> torch.Tensor:
-        """``x`` (B, T, C) -> (B, T, C); with a ``cache``, ``x`` holds the new positions only."""
+        """``x`` (B, T, C) -> (B, T, C); with a ``cache``, ``x`` holds the new positions only.
+
+        ``rope``: the rotary cosines and sines (T, hs/2) of the T positions of ``x``.
+        """
         B, T, C = x.shape
         kv_dim = self.n_kv_head * self.head_size
         q, k, v = self.c_attn(x).split([C, kv_dim, kv_dim], dim=2)
         q = q.view(B, T, self.n_head, self.head_size).transpose(1, 2)  # (B, nh, T, hs)
         k = k.view(B, T, self.n_kv_head, self.head_size).transpose(1, 2)  # (B, nkv, T, hs)
         v = v.view(B, T, self.n_kv_head, self.head_size).transpose(1, 2)  # (B, nkv, T, hs)
+        if rope is not None:  # the angles of these T positions
+            q, k = apply_rope(q, *rope), apply_rope(k, *rope)
         if cache is not None:
             k, v = cache.update(layer, k, v)  # (B, nkv, L, hs): everything so far
         L = k.size(2)
-        if rope is not None:
-            cos, sin = rope
-            q, k = apply_rope(q, cos[L - T:L], sin[L - T:L]), apply_rope(k, cos[:L], sin[:L])
         if self.n_kv_head != self.n_head:
             k = k.repeat_interleave(self.n_head // self.n_kv_head, dim=1)  # (B, nh, L, hs)
             v = v.repeat_interleave(self.n_head // self.n_kv_head, dim=1)  # (B, nh, L, hs)
@@ -328,7 +333,7 @@ class GPT(nn.Module):
             x = x + self.transformer.wpe(torch.arange(start, start + T, device=idx.device))  # (T, C) broadcast
         elif kind == "sinusoidal":
             x = x + self.pos_table[start:start + T]  # (T, C) broadcast
-        rope = (self.rope_cos, self.rope_sin) if kind == "rope" else None
+        rope = (self.rope_cos[start:start + T], self.rope_sin[start:start + T]) if kind == "rope" else None
         x = self.transformer.drop(x)
         for i, block in enumerate(self.transformer.h):
             x = block(x, rope=rope, cache=cache, layer=i)

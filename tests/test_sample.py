@@ -56,34 +56,35 @@ def test_cached_generation_equals_recomputation_within_block(pos):
     assert torch.equal(a, b)
 
 
-def test_rope_cache_rolls_past_the_block_exactly():
-    """A rotary cache drops its oldest position: the same sliding window recomputation uses."""
-    m = tiny(pos_encoding="rope")
-    idx = torch.randint(V, (2, 20), generator=torch.Generator().manual_seed(0))  # longer than the block too
-    a = generate(m, idx, 30, temperature=0, use_cache=True)
-    b = generate(m, idx, 30, temperature=0, use_cache=False)
-    assert torch.equal(a, b)
-    assert a.shape == (2, 50) and torch.equal(a[:, :20], idx)
+def run_recording_logits(m, idx, n, **kw):
+    """``generate(m, idx, n, **kw)`` and the logits (n, B, V) each of its steps sampled from."""
+    seen = []
+    handle = m.register_forward_hook(lambda mod, args, out: seen.append(out[0][:, -1].clone()))
+    try:
+        out = generate(m, idx, n, **kw)
+    finally:
+        handle.remove()
+    return out, torch.stack(seen)
 
 
-@pytest.mark.parametrize("pos", ["learned", "sinusoidal"])
-def test_absolute_cache_refills_past_the_block(pos):
-    """With absolute positions the cache is refilled from the last block_size // 2 tokens when full;
-    every step's logits equal recomputing that window."""
-    m = tiny(pos_encoding=pos).eval()
+@pytest.mark.parametrize("prompt_len", [5, 20])  # shorter and longer than the block
+@pytest.mark.parametrize("n_layer", [1, 2, 3])
+@pytest.mark.parametrize("pos", ["learned", "sinusoidal", "rope"])
+def test_cache_changes_speed_only_at_any_length(pos, n_layer, prompt_len):
+    """Every step's logits, with and without the cache, equal the model run on the last block_size
+    tokens, up to 45 tokens past the block."""
+    m = tiny(pos_encoding=pos, n_layer=n_layer).eval()
     bs = m.block_size
-    prompt = torch.randint(V, (2, 5), generator=torch.Generator().manual_seed(0))
-    out = generate(m, prompt, 25, use_cache=True, generator=torch.Generator().manual_seed(1))
-    g = torch.Generator().manual_seed(1)  # replay the same draws from recomputed windows
-    start = 0  # the window the cached model sees before each new token
-    for t in range(prompt.size(1), out.size(1)):
-        if t - start > bs:
-            start = t - bs // 2
-        logits, _ = m(out[:, start:t])
-        torch.testing.assert_close(out[:, t:t + 1], sample_next(logits[:, -1], generator=g), atol=0, rtol=0)
-    # within the first block both paths agree token for token
-    assert torch.equal(out[:, :bs + 1], generate(m, prompt, bs + 1 - 5, use_cache=False,
-                                                generator=torch.Generator().manual_seed(1)))
+    idx = torch.randint(V, (2, prompt_len), generator=torch.Generator().manual_seed(0))
+    n = bs + 45 - min(prompt_len, bs)
+    out, cached = run_recording_logits(m, idx, n, use_cache=True, generator=torch.Generator().manual_seed(1))
+    out_nc, recomputed = run_recording_logits(m, idx, n, use_cache=False, generator=torch.Generator().manual_seed(1))
+    assert cached.shape == recomputed.shape == (n, 2, V)
+    with torch.no_grad():
+        window = torch.stack([m(out[:, max(0, t - bs):t])[0][:, -1] for t in range(prompt_len, out.size(1))])
+    torch.testing.assert_close(cached, window, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(recomputed, window, atol=1e-5, rtol=1e-5)
+    assert torch.equal(out, out_nc) and torch.equal(out[:, :prompt_len], idx)
 
 
 def test_beam_search():
