@@ -54,7 +54,11 @@ def main(argv=None):
     parser.add_argument("--prompt", type=int, default=16, help="prompt length of the within-the-block run")
     parser.add_argument("--past", type=int, default=40, help="new tokens past a full block")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads (default: torch's choice; 1 on a loaded machine, where more threads stall)")
     args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     models = {}
     if args.checkpoint:
         models[args.checkpoint] = gpt_from_checkpoint(args.checkpoint)[0]

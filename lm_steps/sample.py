@@ -1,11 +1,13 @@
 """Sampling from any model of the curriculum (anything with ``forward(idx) -> (logits, loss)``)."""
 from __future__ import annotations
 
+import inspect
+
 import torch
 
 from .utils import eval_mode
 
-__all__ = ["sample_next", "generate", "beam_search", "complete", "sample_words"]
+__all__ = ["sample_next", "left_pad", "generate", "beam_search", "complete", "sample_words"]
 
 
 def _is_number(x) -> bool:
@@ -63,6 +65,49 @@ def sample_next(logits: torch.Tensor, *, temperature: float = 1.0, top_k: int | 
     return torch.multinomial(probs, num_samples=1, generator=generator)
 
 
+def left_pad(prompts, *, pad_id: int = 0, device: str | torch.device = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    """Prompts of different lengths as one left-padded batch: ``(idx, attention_mask)``, both
+    (B, T) with T the longest prompt; ``attention_mask`` is 1 at real tokens, 0 at padding.
+
+    ``prompts`` is a sequence of token-id lists or 1-D tensors, each with at least one token.
+    ``pad_id`` fills the padding (any valid id: the mask keeps the model from reading it).
+
+    >>> left_pad([[5, 6, 7], [8]])
+    (tensor([[5, 6, 7],
+            [0, 0, 8]]), tensor([[1, 1, 1],
+            [0, 0, 1]]))
+    """
+    rows = [p.tolist() if hasattr(p, "tolist") else list(p) for p in prompts]
+    if not rows:
+        raise ValueError("left_pad needs at least one prompt")
+    for b, row in enumerate(rows):
+        if not row:
+            raise ValueError(f"prompt {b} is empty; give every prompt at least one token (e.g. a start token)")
+        if any(isinstance(t, list) for t in row):
+            raise ValueError(f"prompt {b} is not a flat sequence of token ids")
+    T = max(len(row) for row in rows)
+    idx = torch.tensor([[pad_id] * (T - len(row)) + row for row in rows], dtype=torch.long, device=device)  # (B, T)
+    mask = torch.tensor([[0] * (T - len(row)) + [1] * len(row) for row in rows], dtype=torch.long, device=device)
+    return idx, mask
+
+
+def _check_left_padding(attention_mask: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+    """``attention_mask`` as a 0/1 long tensor, after checking it suits :func:`generate`."""
+    if tuple(attention_mask.shape) != tuple(shape):
+        raise ValueError(f"attention_mask must have the shape of idx, {tuple(shape)}; got {tuple(attention_mask.shape)}")
+    m = attention_mask.long()
+    if not ((m == 0) | (m == 1)).all():
+        raise ValueError("attention_mask must hold 1 for real tokens and 0 for padding, nothing else")
+    if (m[:, 1:] < m[:, :-1]).any():
+        b = int((m[:, 1:] < m[:, :-1]).any(dim=1).nonzero()[0, 0])
+        raise ValueError(f"row {b} of attention_mask has padding after a real token; generate needs prompts "
+                         f"padded on the left (lm_steps.sample.left_pad does that)")
+    if (m.sum(dim=1) == 0).any():
+        b = int((m.sum(dim=1) == 0).nonzero()[0, 0])
+        raise ValueError(f"row {b} of attention_mask has no real token; give every prompt at least one token")
+    return m
+
+
 def _start(idx: torch.Tensor, start_token: int) -> torch.Tensor:
     if idx.dim() != 2:
         raise ValueError(f"idx must be (B, T) token ids, got shape {tuple(idx.shape)}")
@@ -74,13 +119,24 @@ def _start(idx: torch.Tensor, start_token: int) -> torch.Tensor:
 @torch.no_grad()
 def generate(model: torch.nn.Module, idx: torch.Tensor, max_new_tokens: int, *, temperature: float = 1.0,
              top_k: int | None = None, top_p: float | None = None, generator: torch.Generator | None = None,
-             use_cache: bool | None = None, start_token: int = 0) -> torch.Tensor:
+             use_cache: bool | None = None, start_token: int = 0,
+             attention_mask: torch.Tensor | None = None) -> torch.Tensor:
     """Extend ``idx`` (B, T) by ``max_new_tokens`` sampled tokens; returns (B, T + max_new_tokens).
 
     ``temperature=0`` is greedy. An empty prompt (B, 0) starts from ``start_token`` (which is
     then part of the result). The model sees at most its last ``block_size`` tokens; a longer
     prompt is cropped to them (the result still holds all of it). It runs in eval mode; its
     mode is restored afterwards.
+
+    Prompts of different lengths go in one batch the Hugging Face way: padded on the left (see
+    :func:`left_pad`), with ``attention_mask`` (B, T) holding 1 for real tokens and 0 for padding.
+    The model (it must take ``attention_mask``, as :class:`~lm_steps.gpt.GPT` does) never attends
+    to padding and counts positions from each row's first real token, so every step's logits
+    for row ``b`` equal those of generating from prompt ``b`` alone: greedy decoding gives row
+    ``b`` the same new tokens (sampled ones differ, since one generator's draws are spread over
+    the batch). Row ``b`` of the result is its padding, its prompt and its new tokens. The padding
+    takes room in the window: the batch is past the block once the padded width plus the new
+    tokens is longer than ``block_size``.
 
     ``use_cache`` (default: whenever the model has ``new_cache``, as :class:`~lm_steps.gpt.GPT`
     does) changes the speed only, never the result: every step's logits equal recomputing the
@@ -93,26 +149,35 @@ def generate(model: torch.nn.Module, idx: torch.Tensor, max_new_tokens: int, *, 
     re-runs the model on the window of the last ``block_size`` tokens, exactly as
     ``use_cache=False`` does, and the cache no longer saves time.
     """
+    mask = None if attention_mask is None else _check_left_padding(attention_mask.to(idx.device), idx.shape)
     idx = _start(idx, start_token)
+    if mask is not None and mask.size(1) == 0:
+        mask = torch.ones_like(idx)  # an empty prompt became the start token
     if max_new_tokens < 0:
         raise ValueError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
+    if mask is not None and "attention_mask" not in inspect.signature(model.forward).parameters:
+        raise ValueError(f"{type(model).__name__}.forward takes no attention_mask; generate from one prompt "
+                         f"at a time, or from prompts of equal length without a mask")
     if use_cache is None:
         use_cache = hasattr(model, "new_cache")
     if use_cache and not hasattr(model, "new_cache"):
         raise ValueError(f"{type(model).__name__} has no KV cache; call generate with use_cache=False")
     bs = model.block_size
+    padding = lambda m, start=0: {} if m is None else {"attention_mask": m[:, start:]}  # noqa: E731
     with eval_mode(model):
         cache = model.new_cache(idx.size(0)) if use_cache else None
         for _ in range(max_new_tokens):
-            if cache is not None and cache.length == idx.size(1) - 1 and idx.size(1) <= bs:
+            if cache is not None and cache.length == 0 and idx.size(1) <= bs:
+                logits, _ = model(idx, cache=cache, **padding(mask))  # prefill: the whole prompt at once
+            elif cache is not None and cache.length == idx.size(1) - 1 and idx.size(1) <= bs:
                 logits, _ = model(idx[:, -1:], cache=cache)  # the cache holds every earlier position
-            elif cache is not None and cache.length == 0 and idx.size(1) <= bs:
-                logits, _ = model(idx, cache=cache)  # prefill: the whole prompt at once
             else:  # no cache, or past the block: recompute the window of the last block_size tokens
-                logits, _ = model(idx[:, -bs:])
+                logits, _ = model(idx[:, -bs:], **padding(mask, -bs))
             nxt = sample_next(logits[:, -1, :], temperature=temperature, top_k=top_k, top_p=top_p,
                               generator=generator)  # (B, 1)
             idx = torch.cat([idx, nxt], dim=1)
+            if mask is not None:
+                mask = torch.cat([mask, torch.ones_like(nxt)], dim=1)  # new tokens are real
     return idx
 
 

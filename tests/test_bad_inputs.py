@@ -15,7 +15,8 @@ import torch
 from lm_steps import tokenizers as T
 from lm_steps.evaluate import evaluate, nll_metrics
 from lm_steps.gpt import GPT, GPTConfig
-from lm_steps.sample import beam_search, generate, sample_next
+from lm_steps.bigram import NeuralBigram
+from lm_steps.sample import beam_search, generate, left_pad, sample_next
 
 V = 17
 BASE = dict(vocab_size=V, block_size=8, n_layer=1, n_head=2, n_embd=16)
@@ -108,6 +109,34 @@ def test_top_k_and_top_p_cut_before_the_temperature():
     assert draws == {0, 1}
     # a tiny temperature is greedy among the kept tokens, without overflowing to NaN
     assert sample_next(logits * 1e3, temperature=1e-40, generator=g).item() == 0
+
+
+# ----------------------------------------------------------------------------- padding masks
+IDX = torch.tensor([[0, 3, 4], [0, 0, 5]])
+MASK = torch.tensor([[0, 1, 1], [0, 0, 1]])
+PADDING = [
+    ("mask of another shape", lambda: generate(tiny_gpt(), IDX, 2, attention_mask=MASK[:, 1:]),
+     r"attention_mask must have the shape of idx, \(2, 3\); got \(2, 2\)"),
+    ("mask with a 2", lambda: generate(tiny_gpt(), IDX, 2, attention_mask=MASK * 2), "1 for real tokens and 0 for"),
+    ("padding on the right", lambda: generate(tiny_gpt(), IDX, 2, attention_mask=torch.tensor([[1, 1, 0], [0, 0, 1]])),
+     "row 0 of attention_mask has padding after a real token.*left_pad"),
+    ("a row of padding only", lambda: generate(tiny_gpt(), IDX, 2, attention_mask=torch.tensor([[0, 1, 1], [0, 0, 0]])),
+     "row 1 of attention_mask has no real token"),
+    ("a model without masks", lambda: generate(NeuralBigram(V), IDX, 2, attention_mask=MASK, use_cache=False),
+     "NeuralBigram.forward takes no attention_mask"),
+    ("GPT.forward mask of another shape", lambda: tiny_gpt()(IDX, attention_mask=MASK[:1]),
+     r"attention_mask must have the shape of idx, \(B, T\) = \(2, 3\); got \(1, 3\)"),
+    ("GPT.forward mask with a -1", lambda: tiny_gpt()(IDX, attention_mask=-MASK), "1 for real tokens and 0 for"),
+    ("left_pad of nothing", lambda: left_pad([]), "at least one prompt"),
+    ("left_pad with an empty prompt", lambda: left_pad([[1, 2], []]), "prompt 1 is empty"),
+    ("left_pad of a batch tensor", lambda: left_pad([torch.zeros(2, 2, dtype=torch.long)]), "prompt 0 is not a flat"),
+]
+
+
+@pytest.mark.parametrize("call, match", [c[1:] for c in PADDING], ids=[c[0] for c in PADDING])
+def test_padding(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
 
 
 # ----------------------------------------------------------------------------- evaluation

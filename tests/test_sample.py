@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from lm_steps.gpt import GPT, GPTConfig
-from lm_steps.sample import beam_search, complete, generate, sample_next
+from lm_steps.sample import beam_search, complete, generate, left_pad, sample_next
 from lm_steps.tokenizers import CharTokenizer
 
 V = 65
@@ -120,3 +120,45 @@ def test_prompts_cropped_empty_and_unknown():
     assert len(text) == 6 and text[0] == tok.chars[0]
     with pytest.raises(ValueError, match=r"'é', '€'"):
         complete(m, tok, "café €", 5)
+
+
+def test_left_pad():
+    idx, mask = left_pad([[5, 6, 7], torch.tensor([8]), (9, 10)], pad_id=3)
+    assert torch.equal(idx, torch.tensor([[5, 6, 7], [3, 3, 8], [3, 9, 10]]))
+    assert torch.equal(mask, torch.tensor([[1, 1, 1], [0, 0, 1], [0, 1, 1]]))
+    assert idx.dtype == mask.dtype == torch.long
+
+
+PROMPT_LENGTHS = [3, 9, 1, 6]  # block 12: the batch runs past the block, the short rows later alone
+
+
+@pytest.mark.parametrize("use_cache", [True, False])
+@pytest.mark.parametrize("pos", ["learned", "sinusoidal", "rope"])
+def test_batched_prompts_equal_each_prompt_alone(pos, use_cache):
+    """Left-padded prompts with an attention mask: every step's logits for row b, and the greedy
+    tokens, equal generating from prompt b alone."""
+    m = tiny(pos_encoding=pos, n_layer=2).eval()
+    g = torch.Generator().manual_seed(0)
+    prompts = [torch.randint(V, (n,), generator=g) for n in PROMPT_LENGTHS]
+    idx, mask = left_pad(prompts, pad_id=5)
+    n = 16
+    out, logits = run_recording_logits(m, idx, n, temperature=0, use_cache=use_cache, attention_mask=mask)
+    assert out.shape == (len(prompts), idx.size(1) + n) and torch.equal(out[:, :idx.size(1)], idx)
+    for b, prompt in enumerate(prompts):
+        alone, alone_logits = run_recording_logits(m, prompt[None], n, temperature=0, use_cache=use_cache)
+        torch.testing.assert_close(logits[:, b], alone_logits[:, 0], atol=1e-5, rtol=1e-5)
+        assert torch.equal(out[b, -n:], alone[0, -n:])
+    # what the padding holds does not matter
+    other = generate(m, torch.where(mask == 1, idx, 11), n, temperature=0, use_cache=use_cache, attention_mask=mask)
+    assert torch.equal(other[:, -n:], out[:, -n:])
+
+
+def test_without_the_mask_padding_changes_the_result():
+    """The mask is what makes the equality hold: the same padded batch without it differs."""
+    m = tiny().eval()
+    g = torch.Generator().manual_seed(0)
+    idx, mask = left_pad([torch.randint(V, (n,), generator=g) for n in PROMPT_LENGTHS])
+    _, with_mask = run_recording_logits(m, idx, 4, temperature=0, attention_mask=mask)
+    _, without = run_recording_logits(m, idx, 4, temperature=0)
+    assert (with_mask[:, 0] - without[:, 0]).abs().max() > 1e-2  # row 0 is padded
+    torch.testing.assert_close(with_mask[:, 1], without[:, 1], atol=1e-5, rtol=1e-5)  # row 1 is not
