@@ -11,20 +11,22 @@ import contextlib
 import math
 import os
 import time
-from dataclasses import asdict, dataclass
 from typing import Callable
 
 import torch
+import torch.distributed as dist
+from tqdm.auto import tqdm
 
 from .checkpoint import load_checkpoint, restore_model, save_checkpoint
+from .config import SCHEDULES, Recipe, TrainConfig, lr_at
 from .data import get_batch
-from .evaluate import evaluate, lm_loss
+from .evaluate import evaluate
+from .fixed_context import FixedContextLM, LastPosition
+from .losses import lm_loss
 from .utils import eval_mode
 
-__all__ = ["fit", "TrainConfig", "lr_at", "adamw", "train", "estimate_loss",
+__all__ = ["fit", "train_recipe", "TrainConfig", "Recipe", "lr_at", "adamw", "train", "estimate_loss",
            "setup_distributed", "SCHEDULES"]
-
-SCHEDULES = ("cosine", "inverse_sqrt", "constant")
 
 
 def fit(model: torch.nn.Module, X: torch.Tensor, Y: torch.Tensor, *, steps: int, lr: float | Callable[[int], float],
@@ -36,29 +38,27 @@ def fit(model: torch.nn.Module, X: torch.Tensor, Y: torch.Tensor, *, steps: int,
 
     ``batch_size=None`` uses the whole set every step. ``lr`` is a number or a function of the
     step. ``optimizer`` is ``"sgd"``, ``"adam"`` or ``"adamw"``; with SGD and Adam
-    ``weight_decay`` is L2 regularisation (it adds ``weight_decay * w`` to each gradient, the
-    gradient of ``weight_decay / 2 * ||w||^2``), with AdamW it is decoupled weight decay. Every ``eval_every`` steps
+    ``weight_decay`` is L2 regularisation of every parameter (it adds ``weight_decay * w`` to each
+    gradient, the gradient of ``weight_decay / 2 * ||w||^2``); with AdamW it is decoupled weight
+    decay of the matrices only, the optimizer :func:`adamw` builds (betas 0.9, 0.999). Every ``eval_every`` steps
     (and at the end) the full ``val`` set is scored. ``callback(step, model)`` runs after each
     update (for diagnostics). Returns ``{"step", "loss", "lr", "val_step", "val_loss"}`` lists.
     """
     if steps < 0:
         raise ValueError(f"steps must be >= 0, got {steps}")
     X, Y = X.to(device), Y.to(device)
-    lr_at = lr if callable(lr) else (lambda step: lr)
+    lr_of = lr if callable(lr) else (lambda step: lr)
     params = [p for p in model.parameters() if p.requires_grad]
     if optimizer == "sgd":
-        opt = torch.optim.SGD(params, lr=lr_at(0), weight_decay=weight_decay)
+        opt = torch.optim.SGD(params, lr=lr_of(0), weight_decay=weight_decay)
     elif optimizer == "adam":
-        opt = torch.optim.Adam(params, lr=lr_at(0), weight_decay=weight_decay)
+        opt = torch.optim.Adam(params, lr=lr_of(0), weight_decay=weight_decay)
     elif optimizer == "adamw":
-        opt = torch.optim.AdamW(params, lr=lr_at(0), weight_decay=weight_decay)
+        opt = adamw(model, lr=lr_of(0), betas=(0.9, 0.999), weight_decay=weight_decay)
     else:
         raise ValueError(f"optimizer must be 'sgd', 'adam' or 'adamw', got {optimizer!r}")
     history = {"step": [], "loss": [], "lr": [], "val_step": [], "val_loss": []}
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-        bar = tqdm(total=steps, desc="train")
+    bar = tqdm(total=steps, desc="train") if progress else None
     model.train()
     for step in range(steps):
         if batch_size is None:
@@ -70,13 +70,13 @@ def fit(model: torch.nn.Module, X: torch.Tensor, Y: torch.Tensor, *, steps: int,
         if not torch.isfinite(loss):
             raise FloatingPointError(f"loss became {loss.item()} at step {step}; lower the learning rate")
         for group in opt.param_groups:
-            group["lr"] = lr_at(step)
+            group["lr"] = lr_of(step)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         history["step"].append(step)
         history["loss"].append(loss.item())
-        history["lr"].append(lr_at(step))
+        history["lr"].append(lr_of(step))
         if callback is not None:
             callback(step, model)
         if val is not None and ((eval_every and (step + 1) % eval_every == 0) or step == steps - 1):
@@ -90,78 +90,23 @@ def fit(model: torch.nn.Module, X: torch.Tensor, Y: torch.Tensor, *, steps: int,
     return history
 
 
-# ----------------------------------------------------------------------------- token streams
-@dataclass(frozen=True)
-class TrainConfig:
-    """How to train (the model's sizes live in its own config).
+def train_recipe(model: FixedContextLM, X: torch.Tensor, Y: torch.Tensor, recipe: Recipe, **fit_kw) -> dict:
+    """Train ``model`` on examples ``X`` (N, block_size), ``Y`` (N,) with ``recipe``; return the history.
 
-    One optimizer step sees ``batch_size * grad_accum * world_size`` sequences. The learning
-    rate warms up linearly for ``warmup_iters`` steps, then follows ``schedule``: ``cosine``
-    decays to ``min_lr`` at ``lr_decay_iters`` (default ``max_iters``); ``inverse_sqrt`` is
-    Vaswani et al.'s ``lr * sqrt(warmup / step)``; ``constant`` stays at ``lr``. Every
-    ``eval_interval`` steps the loss is estimated on ``eval_iters`` batches of each split.
-    ``dtype="auto"`` autocasts to bfloat16 on GPUs that support it, else runs in float32.
+    A thin layer over :func:`fit` (``fit_kw``: ``generator``, ``val``, ``eval_every``,
+    ``progress``, ``device``, ``callback``) that scores only the last position.
     """
-
-    max_iters: int = 5000
-    batch_size: int = 64
-    grad_accum: int = 1
-    lr: float = 1e-3
-    min_lr: float = 1e-4
-    warmup_iters: int = 100
-    lr_decay_iters: int | None = None
-    schedule: str = "cosine"
-    weight_decay: float = 0.1
-    beta1: float = 0.9
-    beta2: float = 0.99
-    grad_clip: float = 1.0
-    label_smoothing: float = 0.0
-    eval_interval: int = 250
-    eval_iters: int = 20
-    checkpoint_every: int = 0
-    dtype: str = "auto"
-    seed: int = 1337
-
-    def __post_init__(self):
-        for name in ("max_iters", "warmup_iters", "eval_iters", "checkpoint_every"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        for name in ("batch_size", "grad_accum", "eval_interval"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
-        if not 0 <= self.min_lr <= self.lr:
-            raise ValueError(f"need 0 <= min_lr <= lr, got min_lr={self.min_lr}, lr={self.lr}")
-        if not 0 <= self.label_smoothing < 1:
-            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
-        if self.dtype not in ("auto", "float32", "bfloat16"):
-            raise ValueError(f"dtype must be 'auto', 'float32' or 'bfloat16', got {self.dtype!r}")
+    return fit(LastPosition(model), X, Y, steps=recipe.steps, lr=recipe.lr_at, batch_size=recipe.batch_size,
+               optimizer=recipe.optimizer, weight_decay=recipe.weight_decay, **fit_kw)
 
 
-def lr_at(step: int, cfg: TrainConfig) -> float:
-    """The learning rate of optimizer step ``step`` (0-based), a pure function of the config."""
-    if step < cfg.warmup_iters:
-        return cfg.lr * (step + 1) / (cfg.warmup_iters + 1)
-    if cfg.schedule == "constant":
-        return cfg.lr
-    if cfg.schedule == "inverse_sqrt":
-        return cfg.lr * math.sqrt(max(cfg.warmup_iters, 1) / (step + 1))
-    decay = cfg.lr_decay_iters if cfg.lr_decay_iters is not None else cfg.max_iters
-    if step >= decay:
-        return cfg.min_lr
-    progress = (step - cfg.warmup_iters) / max(decay - cfg.warmup_iters, 1)
-    return cfg.min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (cfg.lr - cfg.min_lr)
-
-
+# ----------------------------------------------------------------------------- token streams
 def setup_distributed() -> tuple[int, int, torch.device | None]:
     """Join the process group ``torchrun`` describes (nccl on GPUs, gloo on CPUs).
 
     Returns ``(rank, world_size, device)``; without ``torchrun`` it does nothing and returns
     ``(0, 1, None)``. :func:`train` uses DistributedDataParallel whenever a group is initialised.
     """
-    import torch.distributed as dist
-
     if "RANK" not in os.environ or dist.is_initialized():
         return (dist.get_rank(), dist.get_world_size(), None) if dist.is_initialized() else (0, 1, None)
     cuda = torch.cuda.is_available()
@@ -240,8 +185,6 @@ def train(model: torch.nn.Module, data, cfg: TrainConfig, *, device: str | torch
     each step. Returns lists ``step``, ``loss``, ``lr`` per step and ``val_step``,
     ``train_eval_loss``, ``val_loss``, ``elapsed`` (seconds) per evaluation.
     """
-    import torch.distributed as dist
-
     device = torch.device(device)
     ddp = dist.is_available() and dist.is_initialized()
     rank, world = (dist.get_rank(), dist.get_world_size()) if ddp else (0, 1)
@@ -293,10 +236,7 @@ def train(model: torch.nn.Module, data, cfg: TrainConfig, *, device: str | torch
         save_checkpoint(path, model=model, optimizer=opt, train_config=cfg, step=step,
                         rng=rng, tokenizer=tokenizer, history=history)
 
-    bar = None
-    if progress and rank == 0:
-        from tqdm.auto import tqdm
-        bar = tqdm(total=cfg.max_iters, initial=start, desc="train")
+    bar = tqdm(total=cfg.max_iters, initial=start, desc="train") if progress and rank == 0 else None
     model.train()
     for step in range(start, cfg.max_iters):
         if cfg.eval_iters and step % cfg.eval_interval == 0 and rank == 0:
