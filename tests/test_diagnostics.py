@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from lm_steps.diagnostics import TrainingHealth, UpdateRatioTracker
-from lm_steps.evaluate import lm_loss
+from lm_steps.losses import lm_loss
 from lm_steps.gpt import GPT, GPTConfig
 from lm_steps.train import TrainConfig, adamw, train
 
