@@ -18,7 +18,8 @@ import torch
 from .gpt import GPT, GPTConfig
 from .utils import atomic_write, unwrap
 
-__all__ = ["FORMAT", "CheckpointError", "save_checkpoint", "load_checkpoint", "restore_model", "gpt_from_checkpoint"]
+__all__ = ["FORMAT", "CheckpointError", "save_checkpoint", "load_checkpoint", "check_model_config", "restore_model",
+           "gpt_from_checkpoint"]
 
 FORMAT = "lm_steps-checkpoint-1"
 REQUIRED = ("format", "model", "model_config", "step")
@@ -87,6 +88,15 @@ def load_checkpoint(path: str | os.PathLike, *, map_location: str | torch.device
     return ckpt
 
 
+def check_model_config(ckpt: dict, model: torch.nn.Module) -> None:
+    """Raise :class:`CheckpointError` listing the fields where ``model.config`` differs from the stored one."""
+    cfg, stored = _plain(getattr(unwrap(model), "config", None)), ckpt.get("model_config")
+    if cfg is not None and stored is not None and cfg != stored:
+        diff = {k: (stored.get(k), cfg.get(k)) for k in sorted(set(cfg) | set(stored)) if stored.get(k) != cfg.get(k)}
+        raise CheckpointError("checkpoint does not match the model: " +
+                              ", ".join(f"{k}: checkpoint {a!r} vs model {b!r}" for k, (a, b) in diff.items()))
+
+
 def restore_model(ckpt: dict, model: torch.nn.Module, optimizer=None) -> None:
     """Load the checkpoint's weights (and optimizer state) into ``model``, checking the config first.
 
@@ -94,11 +104,7 @@ def restore_model(ckpt: dict, model: torch.nn.Module, optimizer=None) -> None:
     listing the differing fields.
     """
     model = unwrap(model)
-    cfg, stored = _plain(getattr(model, "config", None)), ckpt.get("model_config")
-    if cfg is not None and stored is not None and cfg != stored:
-        diff = {k: (stored.get(k), cfg.get(k)) for k in sorted(set(cfg) | set(stored)) if stored.get(k) != cfg.get(k)}
-        raise CheckpointError("checkpoint does not match the model: " +
-                              ", ".join(f"{k}: checkpoint {a!r} vs model {b!r}" for k, (a, b) in diff.items()))
+    check_model_config(ckpt, model)
     try:
         model.load_state_dict(ckpt["model"])
     except RuntimeError as err:

@@ -11,13 +11,13 @@ import contextlib
 import math
 import os
 import time
-from typing import Callable
+from typing import Callable, Collection
 
 import torch
 import torch.distributed as dist
 from tqdm.auto import tqdm
 
-from .checkpoint import load_checkpoint, restore_model, save_checkpoint
+from .checkpoint import CheckpointError, check_model_config, load_checkpoint, restore_model, save_checkpoint
 from .config import SCHEDULES, Recipe, TrainConfig, lr_at
 from .data import get_batch
 from .evaluate import evaluate
@@ -26,7 +26,7 @@ from .losses import lm_loss
 from .utils import eval_mode
 
 __all__ = ["fit", "train_recipe", "TrainConfig", "Recipe", "lr_at", "adamw", "train", "estimate_loss",
-           "setup_distributed", "SCHEDULES"]
+           "grad_norm", "check_finite", "check_resumable", "RUN_INDEPENDENT", "setup_distributed", "SCHEDULES"]
 
 
 def fit(model: torch.nn.Module, X: torch.Tensor, Y: torch.Tensor, *, steps: int, lr: float | Callable[[int], float],
@@ -46,6 +46,10 @@ def fit(model: torch.nn.Module, X: torch.Tensor, Y: torch.Tensor, *, steps: int,
     """
     if steps < 0:
         raise ValueError(f"steps must be >= 0, got {steps}")
+    if batch_size is not None and batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1 (or None for the whole set every step), got {batch_size}")
+    if len(X) == 0 or len(X) != len(Y):
+        raise ValueError(f"need as many targets as examples, at least one: got {len(X)} examples, {len(Y)} targets")
     X, Y = X.to(device), Y.to(device)
     lr_of = lr if callable(lr) else (lambda step: lr)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -67,12 +71,12 @@ def fit(model: torch.nn.Module, X: torch.Tensor, Y: torch.Tensor, *, steps: int,
             ix = torch.randint(0, len(X), (batch_size,), generator=generator).to(device)
             xb, yb = X[ix], Y[ix]
         logits, loss = model(xb, yb)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"loss became {loss.item()} at step {step}; lower the learning rate")
+        check_finite(model, step, loss.item(), lr_of(step))
         for group in opt.param_groups:
             group["lr"] = lr_of(step)
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        check_finite(model, step, loss.item(), lr_of(step), gradients=True)
         opt.step()
         history["step"].append(step)
         history["loss"].append(loss.item())
@@ -90,6 +94,43 @@ def fit(model: torch.nn.Module, X: torch.Tensor, Y: torch.Tensor, *, steps: int,
     return history
 
 
+def grad_norm(model: torch.nn.Module) -> torch.Tensor:
+    """The global L2 norm of ``model``'s gradients (what ``clip_grad_norm_`` clips), a 0-d tensor."""
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    if not grads:
+        return torch.zeros(())
+    if hasattr(torch.nn.utils, "get_total_norm"):  # torch >= 2.6: the very norm clip_grad_norm_ computes
+        return torch.nn.utils.get_total_norm(grads)
+    return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.detach()) for g in grads]))
+
+
+def check_finite(model: torch.nn.Module, step: int, loss: float, lr: float, *, gradients: bool = False,
+                 norm: torch.Tensor | None = None) -> None:
+    """Raise ``FloatingPointError`` before a non-finite loss or gradient reaches the weights.
+
+    Checks ``loss`` or, with ``gradients``, the gradient norm (``norm`` if already computed). The
+    message names the step, which of the two went wrong, the first parameter with a non-finite
+    gradient, and what to try.
+    """
+    if not gradients:
+        if math.isfinite(loss):
+            return
+        raise FloatingPointError(
+            f"step {step}: the loss is {loss}; the weights were not updated. "
+            + ("Lower the learning rate (it is {:.3g}) or check the data.".format(lr) if step else
+               "It is the first step, so the model or the data is at fault (check the inputs and the "
+               "initialisation), not the learning rate."))
+    norm = grad_norm(model) if norm is None else norm
+    if bool(torch.isfinite(norm)):
+        return
+    bad = next((name for name, p in model.named_parameters()
+                if p.grad is not None and not bool(torch.isfinite(p.grad).all())), "?")
+    raise FloatingPointError(
+        f"step {step}: the loss is finite ({loss:.4g}) but the gradient is not (norm {norm.item()}), first in "
+        f"parameter {bad!r}; the weights were not updated. Lower the learning rate (it is {lr:.3g}), use "
+        f"gradient clipping or float32, or check the model for an operation with an infinite derivative.")
+
+
 def train_recipe(model: FixedContextLM, X: torch.Tensor, Y: torch.Tensor, recipe: Recipe, **fit_kw) -> dict:
     """Train ``model`` on examples ``X`` (N, block_size), ``Y`` (N,) with ``recipe``; return the history.
 
@@ -101,6 +142,46 @@ def train_recipe(model: FixedContextLM, X: torch.Tensor, Y: torch.Tensor, recipe
 
 
 # ----------------------------------------------------------------------------- token streams
+RUN_INDEPENDENT = ("eval_interval", "eval_iters", "checkpoint_every")  # fields that leave the updates unchanged
+
+
+def check_resumable(ckpt: dict, model: torch.nn.Module, cfg: TrainConfig, *, accept_changes: Collection[str] = (),
+                    path: str | os.PathLike = "the checkpoint") -> None:
+    """Raise :class:`~lm_steps.checkpoint.CheckpointError` unless :func:`train` can continue ``ckpt`` exactly.
+
+    The model's config must match; the checkpoint must hold the training state :func:`train`
+    writes (RNG states, optimizer), not a plain :func:`~lm_steps.checkpoint.save_checkpoint` file;
+    ``cfg.max_iters`` must not be below the stored step; and ``cfg`` must equal the stored config in
+    every field but :data:`RUN_INDEPENDENT` ones, unless the field is in ``accept_changes``.
+    Nothing is loaded, so a refused resume leaves the model as it was.
+    """
+    check_model_config(ckpt, model)
+    rng, stored = ckpt.get("rng") or {}, ckpt.get("train_config")
+    if not {"batch", "torch"} <= set(rng) or not ckpt.get("optimizer") or stored is None:
+        raise CheckpointError(
+            f"{path} holds weights but not the training state to resume from (RNG states, optimizer, training "
+            f"config): it was written by save_checkpoint(), not by train(checkpoint_path=...). To start a new run "
+            f"from these weights, load them with restore_model(ckpt, model) and call train() without resume.")
+    step = int(ckpt["step"])
+    if cfg.max_iters < step:
+        raise CheckpointError(f"{path} is at step {step}, past max_iters={cfg.max_iters}: set max_iters >= {step} "
+                              f"to continue it (or use it as it is)")
+    unknown = set(accept_changes) - set(TrainConfig.__dataclass_fields__)
+    if unknown:
+        raise ValueError(f"accept_changes names no TrainConfig field: {', '.join(sorted(unknown))}")
+    defaults = TrainConfig()
+    diff = {name: (stored.get(name, getattr(defaults, name)), getattr(cfg, name))
+            for name in TrainConfig.__dataclass_fields__
+            if name not in RUN_INDEPENDENT and stored.get(name, getattr(defaults, name)) != getattr(cfg, name)}
+    refused = {name: d for name, d in diff.items() if name not in accept_changes}
+    if refused:
+        raise CheckpointError(
+            f"cannot continue {path} exactly: the training config differs in "
+            + ", ".join(f"{k} (checkpoint {a!r}, now {b!r})" for k, (a, b) in refused.items())
+            + f". Use the stored values, or pass accept_changes={tuple(refused)!r} to train() to continue "
+              f"with the new ones knowingly.")
+
+
 def setup_distributed() -> tuple[int, int, torch.device | None]:
     """Join the process group ``torchrun`` describes (nccl on GPUs, gloo on CPUs).
 
@@ -168,7 +249,8 @@ def adamw(model: torch.nn.Module, *, lr: float, betas: tuple[float, float] = (0.
 def train(model: torch.nn.Module, data, cfg: TrainConfig, *, device: str | torch.device = "cpu",
           progress: bool = False, callback: Callable[[int, torch.nn.Module], None] | None = None,
           checkpoint_path: str | os.PathLike | None = None, resume: str | os.PathLike | None = None,
-          tokenizer: dict | None = None, best_checkpoint_path: str | os.PathLike | None = None) -> dict:
+          tokenizer: dict | None = None, best_checkpoint_path: str | os.PathLike | None = None,
+          accept_changes: Collection[str] = ()) -> dict:
     """Train ``model`` (already on ``device``) on ``data``; return the history.
 
     ``data`` is ``(train_tokens, val_tokens)``, two 1-D LongTensors batched with
@@ -180,7 +262,9 @@ def train(model: torch.nn.Module, data, cfg: TrainConfig, *, device: str | torch
     holding ``tokenizer``, a plain dict). With ``best_checkpoint_path``, rank 0 also writes a
     checkpoint there whenever the validation estimate reaches a new low (nanoGPT keeps only
     that one on small data, where long runs overfit). ``resume`` continues a checkpoint exactly: weights,
-    optimizer, step, batch and dropout RNG states, history. Dropout draws from torch's global
+    optimizer, step, batch and dropout RNG states, history. It refuses what it cannot continue exactly
+    (see :func:`check_resumable`): ``cfg`` must equal the stored config in every field that changes the
+    run, unless the field is named in ``accept_changes`` (e.g. ``("max_iters",)`` to train on further). Dropout draws from torch's global
     generator, which is seeded with ``cfg.seed + rank``. ``callback(step, model)`` runs after
     each step. Returns lists ``step``, ``loss``, ``lr`` per step and ``val_step``,
     ``train_eval_loss``, ``val_loss``, ``elapsed`` (seconds) per evaluation.
@@ -208,6 +292,7 @@ def train(model: torch.nn.Module, data, cfg: TrainConfig, *, device: str | torch
     start = 0
     if resume is not None:
         ckpt = load_checkpoint(resume, map_location=device)
+        check_resumable(ckpt, model, cfg, accept_changes=accept_changes, path=resume)
         restore_model(ckpt, model, opt)
         start, history = ckpt["step"], ckpt["history"]
         g.set_state(ckpt["rng"]["batch"])
@@ -239,8 +324,8 @@ def train(model: torch.nn.Module, data, cfg: TrainConfig, *, device: str | torch
     bar = tqdm(total=cfg.max_iters, initial=start, desc="train") if progress and rank == 0 else None
     model.train()
     for step in range(start, cfg.max_iters):
-        if cfg.eval_iters and step % cfg.eval_interval == 0 and rank == 0:
-            evaluate_now(step)
+        if cfg.eval_iters and step % cfg.eval_interval == 0 and rank == 0 and history["val_step"][-1:] != [step]:
+            evaluate_now(step)  # (a run resumed from its best checkpoint has this step's evaluation already)
         lr = lr_at(step, cfg)
         for group in opt.param_groups:
             group["lr"] = lr
@@ -254,10 +339,12 @@ def train(model: torch.nn.Module, data, cfg: TrainConfig, *, device: str | torch
                     loss = lm_loss(logits, y, label_smoothing=cfg.label_smoothing)
             (loss / cfg.grad_accum).backward()
             total += loss.item() / cfg.grad_accum
-        if not math.isfinite(total):
-            raise FloatingPointError(f"the training loss became {total} at step {step}; "
-                                     f"lower the learning rate (lr={lr:.3g}) or check the data")
-        if cfg.grad_clip:
+        check_finite(model, step, total, lr)
+        norm = grad_norm(model)
+        check_finite(model, step, total, lr, gradients=True, norm=norm)  # before any update or checkpoint
+        if cfg.grad_clip and hasattr(torch.nn.utils, "clip_grads_with_norm_"):
+            torch.nn.utils.clip_grads_with_norm_(model.parameters(), cfg.grad_clip, norm)  # the norm just checked
+        elif cfg.grad_clip:
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         opt.step()
         opt.zero_grad(set_to_none=True)

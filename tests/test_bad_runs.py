@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -18,8 +19,12 @@ import torch
 
 from lm_steps import data, results
 from lm_steps.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from lm_steps.config import TrainConfig, lr_at
 from lm_steps.data import DataFile
+from lm_steps.fixed_context import LastPosition
 from lm_steps.gpt import GPT, GPTConfig
+from lm_steps.mlp import MLP, MLPConfig
+from lm_steps.train import adamw, fit, train
 from lm_steps.utils import atomic_write
 
 REPO = Path(__file__).resolve().parent.parent
@@ -162,3 +167,143 @@ def test_written_files_respect_the_umask(tmp_path, fake_dataset, monkeypatch, um
     results.record("x", profile="smoke", loss=1.0)
     for path in (ckpt, fetched, results.results_path("smoke")):
         assert path.stat().st_mode & 0o777 == 0o644, path
+
+
+# ----------------------------------------------------------------------------- §2 non-finite steps
+def stream(n: int = 600, vocab: int = 20) -> tuple[torch.Tensor, torch.Tensor]:
+    s = torch.randint(vocab, (n,), generator=torch.Generator().manual_seed(0))
+    return s[: n * 5 // 6], s[n * 5 // 6:]
+
+
+CFG = TrainConfig(max_iters=10, batch_size=4, lr=3e-3, min_lr=3e-4, warmup_iters=2, eval_interval=5, eval_iters=1,
+                  dtype="float32", seed=0)
+
+
+def poison_gradient_at(param: torch.nn.Parameter, at: int) -> None:
+    """Make ``param``'s gradient NaN on its ``at``-th backward pass (0-based); the loss stays finite."""
+    calls = {"n": 0}
+
+    def hook(grad):
+        calls["n"] += 1
+        return grad * float("nan") if calls["n"] == at + 1 else grad
+
+    param.register_hook(hook)
+
+
+def test_nan_gradient_stops_train_before_the_update_and_the_checkpoint(tmp_path):
+    m = tiny_gpt()
+    poison_gradient_at(m.transformer.h[0].mlp.c_fc.weight, 5)
+    path = tmp_path / "ckpt.pt"
+    with pytest.raises(FloatingPointError) as err:
+        train(m, stream(), replace(CFG, checkpoint_every=1), checkpoint_path=path)
+    msg = str(err.value)
+    assert "step 5" in msg and "gradient" in msg and "'transformer.h.0.mlp.c_fc.weight'" in msg
+    assert all(torch.isfinite(p).all() for p in m.parameters())  # the bad step never reached the weights
+    ckpt = load_checkpoint(path)
+    assert ckpt["step"] == 5 and all(torch.isfinite(t).all() for t in ckpt["model"].values())
+    for name, t in m.state_dict().items():  # the last good checkpoint holds exactly the weights in memory
+        torch.testing.assert_close(ckpt["model"][name], t, atol=0, rtol=0)
+
+
+def test_nan_loss_stops_train_and_names_the_loss():
+    m = tiny_gpt()
+    calls = {"n": 0}
+
+    def nan_logits(module, args, out):
+        calls["n"] += 1
+        return out * float("nan") if calls["n"] == 4 else out  # the 4th forward pass: step 3 (no evaluation)
+
+    m.lm_head.register_forward_hook(nan_logits)
+    with pytest.raises(FloatingPointError, match=r"step 3: the loss is nan; the weights were not updated"):
+        train(m, stream(), replace(CFG, eval_iters=0))
+
+
+def test_nan_gradient_stops_fit_before_the_update():
+    X = torch.randint(0, 27, (64, 3), generator=torch.Generator().manual_seed(1))
+    Y = torch.randint(0, 27, (64,), generator=torch.Generator().manual_seed(2))
+    m = MLP(MLPConfig(), generator=torch.Generator().manual_seed(0))
+    poison_gradient_at(m.net[0].weight, 3)
+    with pytest.raises(FloatingPointError) as err:
+        fit(LastPosition(m), X, Y, steps=10, lr=0.1, batch_size=16, generator=torch.Generator().manual_seed(3))
+    assert "step 3" in str(err.value) and "gradient" in str(err.value) and "'model.net.layers.0.weight'" in str(err.value)
+    assert all(torch.isfinite(p).all() for p in m.parameters())
+
+
+def test_fit_names_a_bad_batch_size_not_the_learning_rate():
+    X, Y = torch.zeros(8, 3, dtype=torch.long), torch.zeros(8, dtype=torch.long)
+    m = LastPosition(MLP(MLPConfig(), generator=torch.Generator().manual_seed(0)))
+    with pytest.raises(ValueError, match="batch_size must be >= 1"):
+        fit(m, X, Y, steps=3, lr=0.1, batch_size=0)
+    with pytest.raises(ValueError, match="as many targets as examples"):
+        fit(m, X[:0], Y[:0], steps=3, lr=0.1)
+
+
+def test_fit_blames_the_data_not_the_learning_rate_for_a_bad_first_loss():
+    X, Y = torch.zeros(8, 3, dtype=torch.long), torch.zeros(8, dtype=torch.long)
+    m = MLP(MLPConfig(), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        m.wte.weight[0] = float("inf")
+    with pytest.raises(FloatingPointError) as err:
+        fit(LastPosition(m), X, Y, steps=3, lr=0.1)
+    assert "step 0" in str(err.value) and "not the learning rate" in str(err.value)
+
+
+# ----------------------------------------------------------------------------- §3 resume refuses what it cannot continue
+def interrupted_run(tmp_path, at: int, **kw) -> Path:
+    """Train with checkpoints every step, interrupted in step ``at`` (the checkpoint is at step ``at``)."""
+    def interrupt(step, net):
+        if step == at:
+            raise KeyboardInterrupt
+
+    path = tmp_path / "run.pt"
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_gpt(), stream(), replace(CFG, checkpoint_every=1), checkpoint_path=path, callback=interrupt, **kw)
+    return path
+
+
+def test_resume_refuses_max_iters_below_the_checkpoints_step(tmp_path):
+    path = interrupted_run(tmp_path, 7)
+    m = tiny_gpt()
+    before = {k: v.clone() for k, v in m.state_dict().items()}
+    with pytest.raises(CheckpointError, match=r"at step 7, past max_iters=6: set max_iters >= 7"):
+        train(m, stream(), replace(CFG, checkpoint_every=1, max_iters=6), resume=path, accept_changes=("max_iters",))
+    for k, v in m.state_dict().items():  # a refused resume loads nothing
+        torch.testing.assert_close(v, before[k], atol=0, rtol=0)
+
+
+def test_resume_refuses_a_different_config_unless_told(tmp_path):
+    path = interrupted_run(tmp_path, 3)
+    changed = replace(CFG, checkpoint_every=1, lr=1e-3, batch_size=8, eval_interval=2)  # eval_interval: harmless
+    with pytest.raises(CheckpointError) as err:
+        train(tiny_gpt(), stream(), changed, resume=path)
+    msg = str(err.value)
+    assert "batch_size (checkpoint 4, now 8)" in msg and "lr (checkpoint 0.003, now 0.001)" in msg
+    assert "eval_interval" not in msg and "accept_changes=('batch_size', 'lr')" in msg
+    hist = train(tiny_gpt(), stream(), changed, resume=path, accept_changes=("batch_size", "lr"))
+    assert hist["step"] == list(range(10)) and hist["lr"][4] == pytest.approx(lr_at(4, changed))
+    with pytest.raises(ValueError, match="no TrainConfig field: learning_rate"):
+        train(tiny_gpt(), stream(), changed, resume=path, accept_changes=("learning_rate",))
+
+
+def test_resume_from_a_plain_save_checkpoint_file_is_a_clear_error(tmp_path):
+    m = tiny_gpt()
+    path = save_checkpoint(tmp_path / "plain.pt", model=m, optimizer=adamw(m, lr=1e-3), train_config=CFG, step=3)
+    with pytest.raises(CheckpointError, match=r"written by save_checkpoint\(\), not by train\(checkpoint_path=...\)"):
+        train(tiny_gpt(), stream(), CFG, resume=path)
+
+
+def test_resume_from_the_best_checkpoint_records_no_evaluation_twice(tmp_path):
+    full = train(tiny_gpt(), stream(), CFG)
+    best = tmp_path / "best.pt"
+
+    def interrupt(step, net):
+        if step == 7:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_gpt(), stream(), CFG, best_checkpoint_path=best, callback=interrupt)
+    assert load_checkpoint(best)["step"] == 5  # the evaluation at step 5 beat the one at step 0
+    resumed = train(tiny_gpt(), stream(), CFG, resume=best)
+    assert resumed["val_step"] == full["val_step"] == [0, 5, 10]
+    torch.testing.assert_close(resumed["val_loss"], full["val_loss"], atol=0, rtol=0)
+    torch.testing.assert_close(resumed["loss"], full["loss"], atol=0, rtol=0)
