@@ -183,7 +183,7 @@ def cmd_train(args) -> int:
 
     splits = _splits(data)
     if args.resume:
-        tok = _tokenizer(load_checkpoint(ckpt_path)["tokenizer"])
+        tok = _tokenizer(load_checkpoint(ckpt_path).get("tokenizer"))
     elif bpe:
         print(f"training a {model_kw['vocab_size']:,}-token BPE on the training split", file=sys.stderr)
         text = splits["train"] if bpe_chars is None else splits["train"][:bpe_chars]
@@ -203,16 +203,21 @@ def cmd_train(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     (out / RUN).write_text(json.dumps({"data": data, "config": config, "max_iters": max_iters}, indent=1) + "\n",
                            encoding="utf-8")
-    start = load_checkpoint(ckpt_path)["step"] if args.resume else 0
+    stored = load_checkpoint(ckpt_path) if args.resume else {"step": 0, "train_config": {}}
+    start, accept = stored["step"], ()
     if start >= max_iters:
         print(f"{ckpt_path} is already at step {start}; pass a larger --max-iters to train further")
         return 0
+    if args.resume and (stored["train_config"] or {}).get("max_iters") not in (None, max_iters):
+        accept = ("max_iters",)  # training on further: the learning-rate schedule now ends at the new step
+        print(f"the run was to end at step {stored['train_config']['max_iters']}; it now goes on to {max_iters}, "
+              f"with the learning-rate schedule stretched to end there")
     print(f"{data}: {len(streams[0]):,} training tokens, {cfg.vocab_size:,}-token vocabulary; "
           f"GPT {config}: {model.num_params():,} parameters on {device}; "
           f"{'resuming at step ' + str(start) if start else 'training'} to step {max_iters}")
     try:
         history = train(model, streams, tcfg, device=device, progress=sys.stderr.isatty(), checkpoint_path=ckpt_path,
-                        resume=ckpt_path if args.resume else None, tokenizer=tok_dict)
+                        resume=ckpt_path if args.resume else None, tokenizer=tok_dict, accept_changes=accept)
     except KeyboardInterrupt:
         if ckpt_path.exists():
             print(f"\ninterrupted: the last checkpoint (step {load_checkpoint(ckpt_path)['step']}) is {ckpt_path}; "
