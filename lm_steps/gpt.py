@@ -91,10 +91,12 @@ class KVCache:
 
     ``k`` and ``v`` are (n_layer, B, n_kv_head, block_size, head_size); ``length`` positions
     are filled. Keys are stored as attention uses them (after the rotary rotation, with rotary
-    positions). The cache holds at most ``block_size`` positions: it is exact only while the whole
-    sequence fits in the block. Past the block every position of the window moves (absolute
-    positions change; with more than one layer, deeper keys also depend on tokens that have left
-    the window), so :func:`lm_steps.sample.generate` re-runs the window instead of reusing the cache.
+    positions). The cache holds at most ``block_size`` positions, and its keys and values equal
+    recomputation's while the whole sequence fits in the block. Past the block the window slides
+    and every token in it gets a new position, so the stored keys and values no longer match the
+    window's (with learned or sinusoidal positions all of them change; with rotary positions, every
+    layer after the first read tokens that have left the window): there
+    :func:`lm_steps.sample.generate` re-runs the window instead of reusing the cache.
 
     ``real`` is None while every cached position is a real token; after a call with padding
     (``attention_mask``) it is (B, block_size), True where the cached position is a real token.

@@ -214,7 +214,7 @@ def test_adamw_fused_where_available_gives_the_default_update():
 
 
 def test_adamw_falls_back_where_torch_has_no_fused_kernel(monkeypatch):
-    from lm_steps import train as train_mod
+    from lm_steps.train import adamw
 
     real = torch.optim.AdamW
 
@@ -223,8 +223,8 @@ def test_adamw_falls_back_where_torch_has_no_fused_kernel(monkeypatch):
             raise RuntimeError("fused=True requires all the params to be on supported devices")
         return real(params, **kw)
 
-    monkeypatch.setattr(train_mod.torch.optim, "AdamW", no_fused)
-    opt = train_mod.adamw(_layer_with_grads(0)[0], lr=1e-3)
+    monkeypatch.setattr(torch.optim, "AdamW", no_fused)
+    opt = adamw(_layer_with_grads(0)[0], lr=1e-3)
     assert isinstance(opt, real) and not opt.defaults["fused"]
 
 
