@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import http.client
+import numbers
 import os
 import random
 import shutil
@@ -32,7 +33,7 @@ __all__ = [
     "DataFile", "DATASETS", "DataError", "ChecksumError", "DataUnavailableError",
     "default_cache_dir", "sha256_file", "fetch",
     "load_names", "names_splits", "load_shakespeare", "shakespeare_splits",
-    "load_wikitext", "wikitext_splits", "make_examples", "get_batch",
+    "load_wikitext", "wikitext_splits", "boundary_id", "make_examples", "get_batch",
 ]
 
 
@@ -197,6 +198,15 @@ def names_splits(words: Sequence[str] | None = None, seed: int = 42, **fetch_kw)
     return words[:n1], words[n1:n2], words[n2:]
 
 
+def boundary_id(tokenizer, boundary: str) -> int:
+    """The id of ``boundary``, which must be one token of ``tokenizer`` (e.g. ``'.'``)."""
+    ids = tokenizer.encode(boundary)
+    if len(ids) != 1:
+        raise ValueError(f"boundary must be one symbol of the tokenizer, got {boundary!r} ({len(ids)} tokens); "
+                         f"pass the character that frames each word, e.g. boundary='.'")
+    return ids[0]
+
+
 def make_examples(words: Sequence[str], block_size: int, tokenizer, *, boundary: str = "."):
     """(context -> next character) examples, as in the makemore lecture.
 
@@ -206,7 +216,9 @@ def make_examples(words: Sequence[str], block_size: int, tokenizer, *, boundary:
     """
     if block_size < 1:
         raise ValueError(f"block_size must be at least 1, got {block_size}")
-    b = tokenizer.encode(boundary)[0]
+    if isinstance(words, str):
+        raise TypeError(f"words must be a list of words, got one string {words[:20]!r}; pass [text] or text.split()")
+    b = boundary_id(tokenizer, boundary)
     xs, ys = [], []
     for w in words:
         context = [b] * block_size
@@ -234,6 +246,15 @@ def shakespeare_splits(text: str | None = None, **fetch_kw) -> tuple[str, str]:
 def get_batch(data: torch.Tensor, batch_size: int, block_size: int, *,
               generator: torch.Generator | None = None, device: str | torch.device = "cpu"):
     """Random windows of a 1-D token stream: ``x`` (B, T) and ``y`` = ``x`` shifted by one."""
+    if not isinstance(data, torch.Tensor):
+        raise TypeError(f"data must be a 1-D LongTensor of token ids, got {type(data).__name__}; "
+                        f"convert it with torch.tensor(ids, dtype=torch.long)")
+    if data.dtype not in (torch.int64, torch.int32):
+        raise ValueError(f"data must hold integer token ids (torch.long), got dtype {data.dtype}; "
+                         f"convert it with data.long()")
+    for name, value in (("batch_size", batch_size), ("block_size", block_size)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
     if data.dim() != 1 or len(data) <= block_size:
         raise ValueError(f"need a 1-D stream longer than block_size={block_size}, got shape {tuple(data.shape)}")
     ix = torch.randint(len(data) - block_size, (batch_size,), generator=generator)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import heapq
 import json
+import numbers
 import os
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -256,6 +257,10 @@ def train_bpe(text: str, vocab_size: int, *, pattern: str = GPT4_SPLIT_PATTERN,
     ``enc.encode(text, allowed_special=...)``. Fewer tokens result if the text runs out of pairs.
     """
     special_tokens = check_special_tokens(special_tokens)
+    if not isinstance(text, str):
+        raise TypeError(f"text must be a str, got {type(text).__name__}; decode bytes with .decode('utf-8')")
+    if isinstance(vocab_size, bool) or not isinstance(vocab_size, numbers.Integral):
+        raise ValueError(f"vocab_size must be an integer, got {vocab_size!r}")
     n_merges = vocab_size - 256 - len(special_tokens)
     if n_merges < 0:
         raise ValueError(f"vocab_size={vocab_size} is below 256 bytes + {len(special_tokens)} special tokens; "
