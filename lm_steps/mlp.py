@@ -26,7 +26,7 @@ from .train import fit
 __all__ = ["context_windows", "FixedContextLM", "LastPosition", "MLPConfig", "MLP", "MLP_CONFIGS",
            "INITS", "TANH_GAIN", "Recipe", "MLP_RECIPES", "train_recipe"]
 
-TANH_GAIN = 5 / 3  # Kaiming et al.'s gain for tanh
+TANH_GAIN = 5 / 3  # PyTorch's gain for tanh, torch.nn.init.calculate_gain("tanh")
 INITS = ("naive", "scaled_output", "kaiming")
 
 
