@@ -1,10 +1,14 @@
-"""Notebook helpers: show the package's own source instead of pasting copies of it."""
+"""Notebook helpers: show the package's own source instead of pasting copies of it, and show
+figures with alternative text."""
 from __future__ import annotations
 
+import base64
+import html
 import inspect
+import io
 import re
 
-__all__ = ["show", "Source"]
+__all__ = ["show", "Source", "show_figure"]
 
 
 class Source:
@@ -42,3 +46,26 @@ def show(obj) -> Source:
     except (TypeError, OSError) as err:
         raise TypeError(f"show() needs a class, function, method or module with source, got {obj!r}") from err
     return Source(source)
+
+
+def show_figure(fig, alt: str):
+    """Return a matplotlib figure as a PNG image carrying ``alt`` as its alternative text, and close it.
+
+    In a notebook the returned ``IPython.display.HTML`` renders as the picture (``display()`` it,
+    or make it a cell's last expression); screen readers and exported HTML get the description.
+    Without IPython the ``<img>`` tag itself is returned.
+    """
+    if not isinstance(alt, str) or not alt.strip():
+        raise ValueError("show_figure needs alt text: one or two sentences saying what the figure shows")
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", bbox_inches="tight")
+    plt.close(fig)
+    data = base64.b64encode(buf.getvalue()).decode("ascii")
+    tag = f'<img alt="{html.escape(alt.strip(), quote=True)}" src="data:image/png;base64,{data}"/>'
+    try:
+        from IPython.display import HTML
+    except ImportError:
+        return tag
+    return HTML(tag)

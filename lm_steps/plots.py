@@ -5,42 +5,9 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["show", "bigram_heatmap", "loss_curve", "lr_range", "activation_histograms", "gradient_histograms",
+__all__ = ["bigram_heatmap", "loss_curve", "lr_range", "activation_histograms", "gradient_histograms",
            "weight_gradient_histograms", "update_ratios", "saturation_map", "embedding_scatter",
            "similarity_heatmap"]
-
-
-def show(alt: str, fig=None, *, dpi: int = 100) -> None:
-    """Display ``fig`` (default: the current figure) with the alternative text ``alt``, then close it.
-
-    In a notebook the output holds the PNG and an HTML ``<img>`` carrying ``alt`` (and the PNG's
-    metadata carries it too), so exported notebooks and HTML pages describe every figure to
-    readers who cannot see it. Outside IPython it falls back to ``plt.show()``.
-    """
-    import base64
-    import html
-    import io
-
-    import matplotlib.pyplot as plt
-
-    if not alt or not alt.strip():
-        raise ValueError("show() needs alt: a sentence saying what the figure shows")
-    fig = plt.gcf() if fig is None else fig
-    try:
-        from IPython import get_ipython
-        from IPython.display import display
-    except ImportError:
-        get_ipython = None
-    if get_ipython is None or get_ipython() is None:
-        plt.show()
-        return
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
-    plt.close(fig)
-    png = base64.b64encode(buf.getvalue()).decode("ascii")
-    img = f'<img src="data:image/png;base64,{png}" alt="{html.escape(alt, quote=True)}" style="max-width:100%">'
-    display({"text/html": img, "image/png": png, "text/plain": f"<figure: {alt}>"},
-            metadata={"image/png": {"alt": alt}}, raw=True)
 
 
 def _axes(ax, figsize):

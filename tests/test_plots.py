@@ -10,9 +10,12 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from lm_steps import plots  # noqa: E402
+from lm_steps.config import Recipe  # noqa: E402
 from lm_steps.diagnostics import (UpdateRatioTracker, cosine_similarity, dead_units, layer_stats,  # noqa: E402
                                   param_stats, saturation, vowels_first)
-from lm_steps.mlp import MLP, LastPosition, MLPConfig, Recipe, train_recipe  # noqa: E402
+from lm_steps.fixed_context import LastPosition  # noqa: E402
+from lm_steps.mlp import MLP, MLPConfig  # noqa: E402
+from lm_steps.train import train_recipe  # noqa: E402
 
 LABELS = list(".abcdefghijklmnopqrstuvwxyz")
 
@@ -67,22 +70,3 @@ def test_plots_render(trained, tmp_path):
     _save(plots.similarity_heatmap(sim, LABELS, order=vowels_first(LABELS)), tmp_path / "sim.png")
     with pytest.raises(ValueError):
         plots.embedding_scatter(torch.zeros(27, 3), LABELS)
-
-
-def test_show_gives_every_figure_alt_text(monkeypatch):
-    import IPython
-    import IPython.display
-    import matplotlib.pyplot as plt
-
-    shown = []
-    monkeypatch.setattr(IPython, "get_ipython", lambda: object())  # as if in a notebook
-    monkeypatch.setattr(IPython.display, "display", lambda bundle, **kw: shown.append((bundle, kw)))
-    fig, ax = plt.subplots()
-    ax.plot([0, 1], [1, 0])
-    plots.show('loss falls from 1 to 0 "quickly"', fig)
-    bundle, kw = shown[0]
-    assert 'alt="loss falls from 1 to 0 &quot;quickly&quot;"' in bundle["text/html"]
-    assert bundle["image/png"] in bundle["text/html"] and kw["metadata"]["image/png"]["alt"].startswith("loss falls")
-    assert not plt.fignum_exists(fig.number)  # closed, so the inline backend does not show it a second time
-    with pytest.raises(ValueError, match="alt"):
-        plots.show(" ")
