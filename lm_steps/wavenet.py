@@ -152,9 +152,7 @@ class GatedWaveNetConfig:
     n_skip: int = 116
 
     def __post_init__(self):
-        for name in ("vocab_size", "block_size", "n_embd", "n_residual", "n_skip"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
+        check_ints(self, ("vocab_size", "block_size", "n_embd", "n_residual", "n_skip"), minimum=1)
         if self.block_size < 2 or self.block_size & (self.block_size - 1):
             raise ValueError(f"block_size must be a power of two >= 2 (one gated layer per doubling), "
                              f"got {self.block_size}")
@@ -199,6 +197,11 @@ class GatedWaveNet(FixedContextLM):
     def block_size(self) -> int:
         """Characters of context (the receptive field)."""
         return self.cfg.block_size
+
+    @property
+    def vocab_size(self) -> int:
+        """Number of tokens."""
+        return self.cfg.vocab_size
 
     def predict(self, context: torch.Tensor) -> torch.Tensor:
         """Logits (N, V) after each context (N, block_size)."""
