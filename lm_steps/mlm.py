@@ -10,7 +10,7 @@ attention and out of the loss.
 
 :class:`MaskedLM` is the GPT of :mod:`lm_steps.gpt` with the attention of every block swapped for
 :class:`SelfAttention`, the same blocks, names (``transformer.wte``, ``wpe``, ``h``, ``ln_f``,
-``lm_head``) and initialisation, and one more argument:
+``lm_head``), positions (learned or rotary) and initialisation, and one more argument:
 ``forward(idx, targets=None, attention_mask=None) -> (logits, loss)``.
 """
 from __future__ import annotations
@@ -23,7 +23,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .evaluate import IGNORE_INDEX, lm_loss
-from .gpt import GPT, Block, GPTConfig
+from .gpt import GPT, Block, GPTConfig, apply_rope, rope_tables
 
 __all__ = ["MLMConfig", "SelfAttention", "MaskedLM", "pad_batch", "mask_tokens", "text_lines"]
 
@@ -42,8 +42,11 @@ class MLMConfig:
     n_embd: int = 128
     dropout: float = 0.0
     bias: bool = False
+    pos_encoding: str = "learned"
 
     def __post_init__(self):
+        if self.pos_encoding not in ("learned", "rope"):
+            raise ValueError(f"pos_encoding must be 'learned' or 'rope', got {self.pos_encoding!r}")
         for name in ("pad_id", "mask_id"):
             value = getattr(self, name)
             if not 0 <= value < self.vocab_size:
@@ -57,9 +60,10 @@ class MLMConfig:
 
     @property
     def gpt_config(self) -> GPTConfig:
-        """The GPT configuration with the same sizes (learned positions, GELU, tied embeddings)."""
+        """The GPT configuration with the same sizes and positions (GELU, tied embeddings)."""
         return GPTConfig(vocab_size=self.vocab_size, block_size=self.block_size, n_layer=self.n_layer,
-                         n_head=self.n_head, n_embd=self.n_embd, dropout=self.dropout, bias=self.bias)
+                         n_head=self.n_head, n_embd=self.n_embd, dropout=self.dropout, bias=self.bias,
+                         pos_encoding=self.pos_encoding)
 
     @property
     def special_ids(self) -> tuple[int, int]:
@@ -81,13 +85,18 @@ class SelfAttention(nn.Module):
         self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
         self.attn_dropout, self.resid_dropout = config.dropout, nn.Dropout(config.dropout)
 
-    def forward(self, x: torch.Tensor, *, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """``x`` (B, T, C) -> (B, T, C); ``attention_mask`` (B, T), 1 for real tokens, 0 for padding."""
+    def forward(self, x: torch.Tensor, *, attention_mask: torch.Tensor | None = None,
+                rope: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        """``x`` (B, T, C) -> (B, T, C); ``attention_mask`` (B, T), 1 for real tokens, 0 for padding;
+        ``rope``: rotary tables (cos, sin) of at least T positions, applied to queries and keys."""
         B, T, C = x.shape
         q, k, v = self.c_attn(x).split(C, dim=2)
         q = q.view(B, T, self.n_head, self.head_size).transpose(1, 2)  # (B, nh, T, hs)
         k = k.view(B, T, self.n_head, self.head_size).transpose(1, 2)  # (B, nh, T, hs)
         v = v.view(B, T, self.n_head, self.head_size).transpose(1, 2)  # (B, nh, T, hs)
+        if rope is not None:
+            cos, sin = rope[0][:T], rope[1][:T]
+            q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
         mask = None if attention_mask is None else attention_mask.bool()[:, None, None, :]  # (B, 1, 1, T): keys
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=self.attn_dropout if self.training else 0.0)
         y = y.transpose(1, 2).reshape(B, T, C)  # (B, T, C): heads side by side
@@ -113,11 +122,16 @@ class MaskedLM(nn.Module):
             blocks.append(block)
         self.transformer = nn.ModuleDict(dict(
             wte=nn.Embedding(config.vocab_size, config.n_embd),
-            wpe=nn.Embedding(config.block_size, config.n_embd),
             drop=nn.Dropout(config.dropout),
             h=nn.ModuleList(blocks),
             ln_f=nn.LayerNorm(config.n_embd, bias=config.bias),
         ))
+        if config.pos_encoding == "learned":
+            self.transformer["wpe"] = nn.Embedding(config.block_size, config.n_embd)
+        else:
+            cos, sin = rope_tables(config.block_size, gpt.head_size)
+            self.register_buffer("rope_cos", cos, persistent=False)
+            self.register_buffer("rope_sin", sin, persistent=False)
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
         self.transformer.wte.weight = self.lm_head.weight  # tied, as in the GPT
         self.init_weights(generator=generator)
@@ -152,10 +166,15 @@ class MaskedLM(nn.Module):
                 raise ValueError("attention_mask must hold 1 for real tokens and 0 for padding only")
             if not attention_mask.any(dim=1).all():
                 raise ValueError("every row needs at least one real token (attention_mask 1); drop empty rows")
-        x = self.transformer.wte(idx) + self.transformer.wpe(torch.arange(T, device=idx.device))  # (B, T, C)
+        x = self.transformer.wte(idx)  # (B, T, C)
+        rope = None
+        if self.config.pos_encoding == "learned":
+            x = x + self.transformer.wpe(torch.arange(T, device=idx.device))  # (T, C) broadcast
+        else:
+            rope = (self.rope_cos, self.rope_sin)
         x = self.transformer.drop(x)
         for block in self.transformer.h:
-            x = block(x, attention_mask=attention_mask)
+            x = block(x, attention_mask=attention_mask, rope=rope)
         logits = self.lm_head(self.transformer.ln_f(x))  # (B, T, V)
         if targets is None:
             return logits, None

@@ -12,18 +12,21 @@ from lm_steps.gpt import written_out_attention
 from lm_steps.mlm import MaskedLM, MLMConfig, SelfAttention, mask_tokens, pad_batch, text_lines
 
 CFG = MLMConfig(vocab_size=20, pad_id=18, mask_id=19, block_size=16, n_layer=2, n_head=2, n_embd=16)
+ROPE = MLMConfig(vocab_size=20, pad_id=18, mask_id=19, block_size=16, n_layer=2, n_head=2, n_embd=16, pos_encoding="rope")
+both_positions = pytest.mark.parametrize("cfg", [CFG, ROPE], ids=["learned", "rope"])
 
 
-def tiny(seed: int = 0) -> MaskedLM:
-    return MaskedLM(CFG, generator=torch.Generator().manual_seed(seed)).eval()
+def tiny(seed: int = 0, cfg: MLMConfig = CFG) -> MaskedLM:
+    return MaskedLM(cfg, generator=torch.Generator().manual_seed(seed)).eval()
 
 
 def tokens(*shape, seed=0):
     return torch.randint(0, 18, shape, generator=torch.Generator().manual_seed(seed))
 
 
-def test_shapes_and_loss_at_init():
-    model = tiny()
+@both_positions
+def test_shapes_and_loss_at_init(cfg):
+    model = tiny(cfg=cfg)
     idx = tokens(3, 7)
     logits, loss = model(idx)
     assert logits.shape == (3, 7, CFG.vocab_size) and loss is None
@@ -31,8 +34,9 @@ def test_shapes_and_loss_at_init():
     assert abs(loss.item() - math.log(CFG.vocab_size)) < 0.2
 
 
-def test_position_zero_sees_later_positions():
-    model = tiny()
+@both_positions
+def test_position_zero_sees_later_positions(cfg):
+    model = tiny(cfg=cfg)
     idx = tokens(1, 8)
     changed = idx.clone()
     changed[0, -1] = (idx[0, -1] + 1) % 18
@@ -42,8 +46,9 @@ def test_position_zero_sees_later_positions():
     assert (a[0, :-1] - b[0, :-1]).abs().max(dim=-1).values.min() > 1e-4  # and every other position
 
 
-def test_padding_changes_nothing_at_real_positions():
-    model = tiny()
+@both_positions
+def test_padding_changes_nothing_at_real_positions(cfg):
+    model = tiny(cfg=cfg)
     seqs = [tokens(1, 5, seed=1)[0].tolist(), tokens(1, 11, seed=2)[0].tolist(), tokens(1, 2, seed=3)[0].tolist()]
     idx, mask = pad_batch(seqs, CFG.pad_id)
     batched, _ = model(idx, attention_mask=mask)
@@ -142,10 +147,23 @@ def test_tied_weights_and_gpt2_names():
     assert {"transformer.wpe.weight", "transformer.h.0.attn.c_attn.weight", "transformer.h.1.mlp.c_proj.weight",
             "transformer.ln_f.weight", "transformer.wte.weight"} <= names
     assert model.num_params() == sum(p.numel() for p in set(model.parameters()))
+    rope = tiny(cfg=ROPE)
+    assert "transformer.wpe.weight" not in dict(rope.named_parameters())
+    assert rope.num_params() == model.num_params() - CFG.block_size * CFG.n_embd
+
+
+def test_rope_encoder_depends_on_relative_positions_only():
+    # with rotary positions and no padding, shifting a whole sequence right (behind padding) changes nothing
+    model = tiny(cfg=ROPE)
+    seq = tokens(1, 6, seed=4)
+    idx = torch.cat([torch.full((1, 3), ROPE.pad_id), seq], dim=1)
+    mask = torch.tensor([[0, 0, 0, 1, 1, 1, 1, 1, 1]])
+    assert_close(model(idx, attention_mask=mask)[0][0, 3:], model(seq)[0][0], atol=1e-5, rtol=1e-5)
 
 
 @pytest.mark.parametrize("kw, match", [(dict(pad_id=20), "pad_id=20"), (dict(mask_id=-1), "mask_id=-1"),
                                        (dict(mask_id=18), "must differ"), (dict(n_embd=15), "divisible"),
+                                       (dict(pos_encoding="sinusoidal"), "'learned' or 'rope'"),
                                        (dict(vocab_size=2, pad_id=0, mask_id=1), "no ordinary token")])
 def test_config_errors(kw, match):
     base = dict(vocab_size=20, pad_id=18, mask_id=19, n_embd=16, n_head=2)
