@@ -1,4 +1,4 @@
-"""Losses and evaluation shared by every model in the curriculum.
+"""Evaluation shared by every model in the curriculum (the loss itself is :mod:`lm_steps.losses`).
 
 ``evaluate`` scores (context -> next) example sets. For one long token stream (WikiText),
 ``token_nlls`` scores every token once, either in non-overlapping chunks or with a sliding window
@@ -15,33 +15,14 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-import torch.nn.functional as F
+from tqdm.auto import tqdm
 
+from .checkpoint import gpt_from_checkpoint
+from .losses import IGNORE_INDEX, lm_loss
 from .utils import eval_mode
 
-__all__ = ["IGNORE_INDEX", "lm_loss", "evaluate", "token_nlls", "evaluate_stream", "nll_metrics",
+__all__ = ["evaluate", "token_nlls", "evaluate_stream", "nll_metrics",
            "evaluate_checkpoints", "distinct_ngrams"]
-
-IGNORE_INDEX = -1
-
-
-def lm_loss(logits: torch.Tensor, targets: torch.Tensor, *, reduction: str = "mean",
-            label_smoothing: float = 0.0) -> torch.Tensor:
-    """Cross-entropy of next-token ``logits`` (B, T, V) against ``targets``.
-
-    ``targets`` of shape (B, T) score every position (``-1`` marks a position to ignore);
-    ``targets`` of shape (B,) score only the last position, as in (context -> next) examples.
-    """
-    if logits.dim() != 3:
-        raise ValueError(f"logits must be (B, T, V), got shape {tuple(logits.shape)}")
-    if targets.dim() == 1:
-        logits = logits[:, -1:, :]  # (B, 1, V)
-        targets = targets[:, None]  # (B, 1)
-    if targets.shape != logits.shape[:2]:
-        raise ValueError(f"targets of shape {tuple(targets.shape)} do not match logits {tuple(logits.shape)}")
-    return F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), targets.reshape(-1),  # (B*T, V), (B*T,)
-                           ignore_index=IGNORE_INDEX, reduction=reduction, label_smoothing=label_smoothing)
-
 
 def _device_of(model: torch.nn.Module) -> torch.device:
     first = next(itertools.chain(model.parameters(), model.buffers()), None)
@@ -58,6 +39,10 @@ def evaluate(model: torch.nn.Module, X: torch.Tensor, Y: torch.Tensor, *, batch_
     ``bits_per_char`` (``bits_per_token / chars_per_token``) and ``n_tokens``.
     The model's train/eval mode is restored afterwards.
     """
+    if len(X) == 0 or len(X) != len(Y):
+        raise ValueError(f"need as many examples in X as targets in Y, at least one; got {len(X)} and {len(Y)}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     device = _device_of(model) if device is None else device
     total, count = 0.0, 0
     with eval_mode(model):
@@ -66,6 +51,8 @@ def evaluate(model: torch.nn.Module, X: torch.Tensor, Y: torch.Tensor, *, batch_
             logits, _ = model(xb)
             total += lm_loss(logits, yb, reduction="sum").item()
             count += int((yb != IGNORE_INDEX).sum())
+    if count == 0:
+        raise ValueError(f"every target in Y is the ignore index {IGNORE_INDEX}: there is nothing to score")
     out = nll_metrics(total, count)
     out["bits_per_char"] = out["bits_per_token"] / chars_per_token
     return out
@@ -102,8 +89,6 @@ def token_nlls(model: torch.nn.Module, tokens: torch.Tensor, *, block_size: int 
         start += stride
     nll = torch.empty(N, dtype=torch.float32)
     context = torch.empty(N, dtype=torch.long)
-    from tqdm.auto import tqdm
-
     with eval_mode(model), tqdm(total=len(windows), desc="evaluate", unit="window", disable=not progress) as bar:
         i = 0
         while i < len(windows):
@@ -125,7 +110,9 @@ def nll_metrics(total_nll: float, n_tokens: int, *, n_bytes: int | None = None, 
     """Figures from a total NLL in nats: ``loss`` (nats/token), ``ppl``, ``bits_per_token``,
     ``n_tokens``, and when given, ``bits_per_byte`` (total bits / UTF-8 bytes of the scored text)
     and ``word_ppl`` (``exp(total / n_words)``, comparable across tokenizers)."""
-    loss = total_nll / max(n_tokens, 1)
+    if n_tokens < 1:
+        raise ValueError(f"n_tokens must be >= 1 (a loss per token needs a token), got {n_tokens}")
+    loss = total_nll / n_tokens
     out = {"loss": loss, "ppl": math.exp(loss), "bits_per_token": loss / math.log(2), "n_tokens": n_tokens,
            "total_nll": total_nll}
     if n_bytes:
@@ -159,16 +146,12 @@ def evaluate_checkpoints(folder: str | os.PathLike, tokens: torch.Tensor, *, pat
     :func:`lm_steps.checkpoint.gpt_from_checkpoint`); ``stream_kw`` goes to
     :func:`evaluate_stream`. Returns one dict per checkpoint: ``path``, ``step`` and the metrics.
     """
-    if load is None:
-        from .checkpoint import gpt_from_checkpoint as load
+    load = gpt_from_checkpoint if load is None else load
     paths = sorted(Path(folder).glob(pattern))
     if not paths:
         raise FileNotFoundError(f"no checkpoints matching {pattern!r} in {folder}")
     results = []
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-        bar = tqdm(total=len(paths), desc="checkpoints", unit="ckpt")
+    bar = tqdm(total=len(paths), desc="checkpoints", unit="ckpt") if progress else None
     for path in paths:
         model, ckpt = load(path, device=device)
         metrics = evaluate_stream(model, tokens, device=device, **stream_kw)

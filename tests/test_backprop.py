@@ -8,8 +8,9 @@ from torch.testing import assert_close
 
 from lm_steps.backprop import (batchnorm_backward, cross_entropy_backward, embedding_backward, linear_backward,
                                mlp_gradients, tanh_backward, train_by_hand)
+from lm_steps.fixed_context import LastPosition
 from lm_steps.layers import BatchNorm1d
-from lm_steps.mlp import MLP, LastPosition, MLPConfig
+from lm_steps.mlp import MLP, MLPConfig
 from lm_steps.train import fit
 
 TOL = dict(atol=1e-10, rtol=0)
