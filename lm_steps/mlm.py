@@ -22,7 +22,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .evaluate import IGNORE_INDEX, lm_loss
+from .losses import IGNORE_INDEX, lm_loss
 from .gpt import GPT, Block, GPTConfig, apply_rope, rope_tables
 
 __all__ = ["MLMConfig", "SelfAttention", "MaskedLM", "pad_batch", "mask_tokens", "text_lines"]

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch.testing import assert_close
 
-from lm_steps.evaluate import IGNORE_INDEX, lm_loss
+from lm_steps.losses import IGNORE_INDEX, lm_loss
 from lm_steps.gpt import written_out_attention
 from lm_steps.mlm import MaskedLM, MLMConfig, SelfAttention, mask_tokens, pad_batch, text_lines
 
