@@ -202,3 +202,15 @@ def test_one_batch_overfits():
         loss.backward()
         opt.step()
     assert loss.item() < 0.05
+
+
+@both_positions
+def test_same_initialisation_as_the_gpt(cfg):
+    from lm_steps.gpt import GPT
+
+    encoder = MaskedLM(cfg, generator=torch.Generator().manual_seed(3))
+    gpt = GPT(cfg.gpt_config, generator=torch.Generator().manual_seed(3))
+    ours, theirs = encoder.state_dict(), gpt.state_dict()
+    assert ours.keys() == theirs.keys()
+    for name in ours:
+        assert torch.equal(ours[name], theirs[name]), name
