@@ -20,7 +20,9 @@ from lm_steps import auto_device, make_generator
 from lm_steps.bigram import CountingBigram, count_bigrams
 from lm_steps.data import make_examples, names_splits
 from lm_steps.evaluate import evaluate
-from lm_steps.mlp import MLP, MLP_CONFIGS, MLP_RECIPES, LastPosition, train_recipe
+from lm_steps.fixed_context import LastPosition
+from lm_steps.mlp import MLP, MLP_CONFIGS, MLP_RECIPES
+from lm_steps.train import train_recipe
 from lm_steps.tokenizers import CharTokenizer
 from lm_steps.wavenet import WAVENET_CONFIGS, WAVENET_RECIPES, WaveNet
 

@@ -12,7 +12,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .evaluate import lm_loss
+from .losses import lm_loss
 
 __all__ = ["count_bigrams", "CountingBigram", "NeuralBigram"]
 
@@ -45,7 +45,6 @@ class CountingBigram(nn.Module):
             raise ValueError(f"smoothing must be >= 0, got {smoothing}")
         P = counts.double() + smoothing
         P = P / P.sum(dim=1, keepdim=True)
-        self.smoothing = smoothing
         self.register_buffer("probs", P.float())
         self.register_buffer("log_probs", P.log().float())
 

@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tempfile
+import pickle
 from pathlib import Path
 
 import torch
 
-__all__ = ["FORMAT", "CheckpointError", "save_checkpoint", "load_checkpoint", "restore_model", "gpt_from_checkpoint"]
+from .gpt import GPT, GPTConfig
+from .utils import atomic_write, unwrap
+
+__all__ = ["FORMAT", "CheckpointError", "save_checkpoint", "load_checkpoint", "check_model_config", "restore_model",
+           "gpt_from_checkpoint"]
 
 FORMAT = "lm_steps-checkpoint-1"
 REQUIRED = ("format", "model", "model_config", "step")
@@ -40,8 +44,7 @@ def save_checkpoint(path: str | os.PathLike, *, model: torch.nn.Module, model_co
     (``dataclasses.asdict``), the tokenizer as the plain dict its ``to_dict()`` gives.
     """
     path = Path(path)
-    model = getattr(model, "module", model)  # unwrap DistributedDataParallel
-    model = getattr(model, "_orig_mod", model)  # unwrap torch.compile
+    model = unwrap(model)
     state = {
         "format": FORMAT,
         "model": model.state_dict(),
@@ -53,17 +56,8 @@ def save_checkpoint(path: str | os.PathLike, *, model: torch.nn.Module, model_co
         "tokenizer": tokenizer,
         "history": history or {},
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_write(path) as f:
+        torch.save(state, f)
     return path
 
 
@@ -72,11 +66,20 @@ def load_checkpoint(path: str | os.PathLike, *, map_location: str | torch.device
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no checkpoint at {path}")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"checkpoint {path} is empty (0 bytes): whatever wrote it did not finish. "
+                              f"Delete it and resume from an earlier checkpoint (or train again).")
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:  # truncated zip, random bytes, pickled classes: all unreadable here
+    except Exception as err:  # truncated zip, random bytes, pickled objects: unreadable here
+        if isinstance(err, pickle.UnpicklingError) and "weights only" in str(err).lower():
+            # torch's advice (weights_only=False) would run whatever code the file holds: not ours to give
+            raise CheckpointError(f"cannot read checkpoint {path}: it holds pickled Python objects, which a "
+                                  f"lm_steps checkpoint never does (loading them could run code); it is "
+                                  f"corrupt or not a lm_steps checkpoint") from None
+        detail = next((line for line in str(err).splitlines() if line.strip()), "")
         raise CheckpointError(f"cannot read checkpoint {path}: the file is truncated, corrupt or not a "
-                              f"lm_steps checkpoint ({type(err).__name__}: {str(err).splitlines()[0]})") from err
+                              f"lm_steps checkpoint ({type(err).__name__}{': ' + detail if detail else ''})") from err
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a {FORMAT} checkpoint (format={ckpt.get('format') if isinstance(ckpt, dict) else type(ckpt).__name__!r})")
     missing = [k for k in REQUIRED if k not in ckpt]
@@ -85,19 +88,23 @@ def load_checkpoint(path: str | os.PathLike, *, map_location: str | torch.device
     return ckpt
 
 
+def check_model_config(ckpt: dict, model: torch.nn.Module) -> None:
+    """Raise :class:`CheckpointError` listing the fields where ``model.config`` differs from the stored one."""
+    cfg, stored = _plain(getattr(unwrap(model), "config", None)), ckpt.get("model_config")
+    if cfg is not None and stored is not None and cfg != stored:
+        diff = {k: (stored.get(k), cfg.get(k)) for k in sorted(set(cfg) | set(stored)) if stored.get(k) != cfg.get(k)}
+        raise CheckpointError("checkpoint does not match the model: " +
+                              ", ".join(f"{k}: checkpoint {a!r} vs model {b!r}" for k, (a, b) in diff.items()))
+
+
 def restore_model(ckpt: dict, model: torch.nn.Module, optimizer=None) -> None:
     """Load the checkpoint's weights (and optimizer state) into ``model``, checking the config first.
 
     A model whose ``config`` differs from the stored one raises :class:`CheckpointError`
     listing the differing fields.
     """
-    model = getattr(model, "module", model)  # unwrap DistributedDataParallel
-    model = getattr(model, "_orig_mod", model)  # unwrap torch.compile
-    cfg, stored = _plain(getattr(model, "config", None)), ckpt.get("model_config")
-    if cfg is not None and stored is not None and cfg != stored:
-        diff = {k: (stored.get(k), cfg.get(k)) for k in sorted(set(cfg) | set(stored)) if stored.get(k) != cfg.get(k)}
-        raise CheckpointError("checkpoint does not match the model: " +
-                              ", ".join(f"{k}: checkpoint {a!r} vs model {b!r}" for k, (a, b) in diff.items()))
+    model = unwrap(model)
+    check_model_config(ckpt, model)
     try:
         model.load_state_dict(ckpt["model"])
     except RuntimeError as err:
@@ -118,8 +125,6 @@ def gpt_from_checkpoint(path: str | os.PathLike, *, device: str | torch.device =
     The model comes back in eval mode (dropout off), ready to evaluate or sample; call
     ``model.train()`` to train it further.
     """
-    from .gpt import GPT, GPTConfig
-
     ckpt = load_checkpoint(path, map_location=device)
     try:
         config = GPTConfig(**ckpt["model_config"])

@@ -7,15 +7,16 @@ Where a file comes from, in order:
 2. the folder named by ``LM_STEPS_DATA`` (pre-downloaded copies, same layout), copied into
    the cache after its checksum is checked;
 3. the public URL, downloaded with a progress bar to a temporary file that is checked and
-   only then renamed into place, so an interrupted download never leaves a file behind.
+   only then renamed into place, so an interrupted download never leaves a file behind (a
+   killed one's temporary file is removed by the next fetch of that file).
 """
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import random
 import shutil
-import tempfile
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -23,6 +24,9 @@ from pathlib import Path
 from typing import Sequence
 
 import torch
+from tqdm.auto import tqdm
+
+from .utils import atomic_write, remove_stale_temps
 
 __all__ = [
     "DataFile", "DATASETS", "DataError", "ChecksumError", "DataUnavailableError",
@@ -116,41 +120,29 @@ def _check(path: Path, spec: DataFile, what: str) -> None:
         )
 
 
-def _place(tmp: Path, dest: Path) -> None:
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(tmp, dest)
-
-
-def _temp_in(folder: Path) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=folder, prefix=".partial-")
-    os.close(fd)
-    return Path(name)
-
-
 def _download(spec: DataFile, dest: Path, progress: bool) -> None:
-    tmp = _temp_in(dest.parent)
-    try:
-        try:
-            response = urllib.request.urlopen(spec.url, timeout=60)
-        except (urllib.error.URLError, OSError) as err:
-            raise DataUnavailableError(
-                f"cannot download {spec.url} ({err}). With no network, put a copy of the file at "
-                f"$LM_STEPS_DATA/{spec.path} (set LM_STEPS_DATA to a folder of pre-downloaded copies) "
-                f"or at {dest}."
-            ) from err
-        from tqdm.auto import tqdm
+    def unavailable(err: Exception) -> DataUnavailableError:
+        return DataUnavailableError(
+            f"cannot download {spec.url} ({type(err).__name__}: {err}). With no network, put a copy of the file at "
+            f"$LM_STEPS_DATA/{spec.path} (set LM_STEPS_DATA to a folder of pre-downloaded copies) "
+            f"or at {dest}."
+        )
 
-        with response, open(tmp, "wb") as out, tqdm(
-            total=spec.size, unit="B", unit_scale=True, desc=Path(spec.path).name, disable=not progress
-        ) as bar:
+    try:
+        response = urllib.request.urlopen(spec.url, timeout=60)
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as err:
+        raise unavailable(err) from err
+    with response, atomic_write(dest) as out, tqdm(
+        total=spec.size, unit="B", unit_scale=True, desc=Path(spec.path).name, disable=not progress
+    ) as bar:
+        try:
             for chunk in iter(lambda: response.read(1 << 16), b""):
                 out.write(chunk)
                 bar.update(len(chunk))
-        _check(tmp, spec, "downloaded file")
-        _place(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)  # interrupted, failed or already renamed: nothing half-written stays
+        except (OSError, http.client.HTTPException) as err:  # connection reset, timeout, truncated reply
+            raise unavailable(err) from err
+        out.flush()
+        _check(Path(out.name), spec, "downloaded file")  # raising here keeps nothing
 
 
 def _fetch_file(spec: DataFile, cache: Path, source: Path | None, progress: bool) -> Path:
@@ -158,16 +150,15 @@ def _fetch_file(spec: DataFile, cache: Path, source: Path | None, progress: bool
     if dest.exists():
         _check(dest, spec, "cached file")
         return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(dest.parent, ".partial-*")  # left by killed downloads of earlier versions
     if source is not None and (source / spec.path).exists():
         src = source / spec.path
         _check(src, spec, "file in LM_STEPS_DATA:")
-        tmp = _temp_in(dest.parent)
-        try:
-            shutil.copyfile(src, tmp)
-            _check(tmp, spec, "copied file")
-            _place(tmp, dest)
-        finally:
-            tmp.unlink(missing_ok=True)
+        with open(src, "rb") as f, atomic_write(dest) as out:
+            shutil.copyfileobj(f, out)
+            out.flush()
+            _check(Path(out.name), spec, "copied file")
         return dest
     _download(spec, dest, progress)
     return dest

@@ -1,4 +1,4 @@
-"""Losses and evaluation shared by every model in the curriculum.
+"""Evaluation shared by every model in the curriculum (the loss itself is :mod:`lm_steps.losses`).
 
 ``evaluate`` scores (context -> next) example sets. For one long token stream (WikiText),
 ``token_nlls`` scores every token once, either in non-overlapping chunks or with a sliding window
@@ -15,33 +15,14 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-import torch.nn.functional as F
+from tqdm.auto import tqdm
 
+from .checkpoint import gpt_from_checkpoint
+from .losses import IGNORE_INDEX, lm_loss
 from .utils import eval_mode
 
-__all__ = ["IGNORE_INDEX", "lm_loss", "evaluate", "token_nlls", "evaluate_stream", "nll_metrics",
+__all__ = ["evaluate", "token_nlls", "evaluate_stream", "nll_metrics",
            "evaluate_checkpoints", "distinct_ngrams"]
-
-IGNORE_INDEX = -1
-
-
-def lm_loss(logits: torch.Tensor, targets: torch.Tensor, *, reduction: str = "mean",
-            label_smoothing: float = 0.0) -> torch.Tensor:
-    """Cross-entropy of next-token ``logits`` (B, T, V) against ``targets``.
-
-    ``targets`` of shape (B, T) score every position (``-1`` marks a position to ignore);
-    ``targets`` of shape (B,) score only the last position, as in (context -> next) examples.
-    """
-    if logits.dim() != 3:
-        raise ValueError(f"logits must be (B, T, V), got shape {tuple(logits.shape)}")
-    if targets.dim() == 1:
-        logits = logits[:, -1:, :]  # (B, 1, V)
-        targets = targets[:, None]  # (B, 1)
-    if targets.shape != logits.shape[:2]:
-        raise ValueError(f"targets of shape {tuple(targets.shape)} do not match logits {tuple(logits.shape)}")
-    return F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), targets.reshape(-1),  # (B*T, V), (B*T,)
-                           ignore_index=IGNORE_INDEX, reduction=reduction, label_smoothing=label_smoothing)
-
 
 def _device_of(model: torch.nn.Module) -> torch.device:
     first = next(itertools.chain(model.parameters(), model.buffers()), None)
@@ -102,8 +83,6 @@ def token_nlls(model: torch.nn.Module, tokens: torch.Tensor, *, block_size: int 
         start += stride
     nll = torch.empty(N, dtype=torch.float32)
     context = torch.empty(N, dtype=torch.long)
-    from tqdm.auto import tqdm
-
     with eval_mode(model), tqdm(total=len(windows), desc="evaluate", unit="window", disable=not progress) as bar:
         i = 0
         while i < len(windows):
@@ -159,16 +138,12 @@ def evaluate_checkpoints(folder: str | os.PathLike, tokens: torch.Tensor, *, pat
     :func:`lm_steps.checkpoint.gpt_from_checkpoint`); ``stream_kw`` goes to
     :func:`evaluate_stream`. Returns one dict per checkpoint: ``path``, ``step`` and the metrics.
     """
-    if load is None:
-        from .checkpoint import gpt_from_checkpoint as load
+    load = gpt_from_checkpoint if load is None else load
     paths = sorted(Path(folder).glob(pattern))
     if not paths:
         raise FileNotFoundError(f"no checkpoints matching {pattern!r} in {folder}")
     results = []
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-        bar = tqdm(total=len(paths), desc="checkpoints", unit="ckpt")
+    bar = tqdm(total=len(paths), desc="checkpoints", unit="ckpt") if progress else None
     for path in paths:
         model, ckpt = load(path, device=device)
         metrics = evaluate_stream(model, tokens, device=device, **stream_kw)

@@ -16,11 +16,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .evaluate import lm_loss
+from .losses import lm_loss
 from .utils import eval_mode
 
 __all__ = ["GPTConfig", "KVCache", "written_out_attention", "rope_tables", "apply_rope", "sinusoidal_positions",
-           "CausalSelfAttention", "MLP", "Block", "GPT"]
+           "CausalSelfAttention", "FeedForward", "Block", "GPT"]
 
 POSITIONS = ("learned", "sinusoidal", "rope")
 FEED_FORWARDS = ("gelu", "relu", "swiglu", "gelu_tanh")  # gelu_tanh: GPT-2's tanh approximation
@@ -197,8 +197,8 @@ class CausalSelfAttention(nn.Module):
         return self.resid_dropout(self.c_proj(y))
 
 
-class MLP(nn.Module):
-    """Position-wise feed-forward: ``c_fc`` up (4x wide), activation, ``c_proj`` down.
+class FeedForward(nn.Module):
+    """Position-wise feed-forward (GPT-2 calls it ``mlp``): ``c_fc`` up (4x wide), activation, ``c_proj`` down.
 
     SwiGLU: ``c_fc`` makes a gate and a value (2/3 of 4x wide each, rounded up to a multiple of
     8, so the parameter count stays close), combined as ``silu(gate) * value``.
@@ -233,7 +233,7 @@ class Block(nn.Module):
         self.ln_1 = nn.LayerNorm(config.n_embd, bias=config.bias)
         self.attn = CausalSelfAttention(config)
         self.ln_2 = nn.LayerNorm(config.n_embd, bias=config.bias)
-        self.mlp = MLP(config)
+        self.mlp = FeedForward(config)
 
     def forward(self, x: torch.Tensor, **attn_kw) -> torch.Tensor:
         """(B, T, C) -> (B, T, C); ``attn_kw`` (rope tables, cache, layer) go to the attention."""

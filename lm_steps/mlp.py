@@ -4,11 +4,9 @@ Each of the ``block_size`` previous characters is looked up in an embedding tabl
 are concatenated, pass through a tanh hidden layer (optionally several, optionally with
 BatchNorm) and a linear layer gives the logits of the next character.
 
-Every fixed-context model here (this one and :class:`lm_steps.wavenet.WaveNet`) speaks the
-curriculum's interface: ``forward(idx)`` takes (B, T) tokens of any length T and returns logits
-(B, T, V), position t predicted from the ``block_size`` tokens ending at t, left-padded with
-token 0 (the '.' boundary). For (context -> next) examples only the last position counts;
-:class:`LastPosition` computes just that one, which is what training on examples needs.
+It stands on :class:`lm_steps.fixed_context.FixedContextLM`: ``predict`` maps contexts to logits,
+and the base gives the curriculum's ``forward(idx, targets)`` over every position. Its recipes
+are :class:`lm_steps.config.Recipe` values, trained with :func:`lm_steps.train.train_recipe`.
 """
 from __future__ import annotations
 
@@ -16,77 +14,15 @@ import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn as nn
-import torch.nn.functional as F
 
-from .evaluate import lm_loss
+from .config import Recipe
+from .fixed_context import FixedContextLM
 from .layers import BatchNorm1d, Embedding, Linear, Sequential, Tanh
-from .train import fit
 
-__all__ = ["context_windows", "FixedContextLM", "LastPosition", "MLPConfig", "MLP", "MLP_CONFIGS",
-           "INITS", "TANH_GAIN", "Recipe", "MLP_RECIPES", "train_recipe"]
+__all__ = ["MLPConfig", "MLP", "MLP_CONFIGS", "INITS", "TANH_GAIN", "MLP_RECIPES"]
 
 TANH_GAIN = 5 / 3  # Kaiming et al.'s gain for tanh
 INITS = ("naive", "scaled_output", "kaiming")
-
-
-def context_windows(idx: torch.Tensor, block_size: int, pad: int = 0) -> torch.Tensor:
-    """The window of ``block_size`` tokens ending at each position: (B, T) -> (B, T, block_size).
-
-    Positions before the start are ``pad``: the window ending at position 0 of ``[e, m]``
-    with block size 3 is ``[pad, pad, e]``.
-    """
-    padded = F.pad(idx, (block_size - 1, 0), value=pad)  # (B, T + block_size - 1)
-    return padded.unfold(1, block_size, 1)  # (B, T, block_size)
-
-
-class FixedContextLM(nn.Module):
-    """Base of the models that read a fixed window: subclasses define ``predict(context)``.
-
-    ``predict`` maps contexts (N, block_size) to logits (N, V): the lecture's model. ``forward``
-    applies it to the window ending at every position. In training mode a BatchNorm inside then
-    normalises over all B * T windows; in eval mode it uses its running statistics, so a
-    one-token prompt from :func:`lm_steps.sample.generate` is scored like any other window.
-    """
-
-    block_size: int
-
-    def predict(self, context: torch.Tensor) -> torch.Tensor:
-        """Logits (N, V) of the next token after each context (N, block_size)."""
-        raise NotImplementedError
-
-    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):
-        """Logits (B, T, V) for every position; loss as :func:`lm_steps.evaluate.lm_loss` if ``targets``."""
-        B, T = idx.shape
-        windows = context_windows(idx, self.block_size)  # (B, T, block_size)
-        logits = self.predict(windows.reshape(B * T, self.block_size))  # (B * T, V)
-        logits = logits.view(B, T, -1)  # (B, T, V)
-        return logits, None if targets is None else lm_loss(logits, targets)
-
-
-class LastPosition(nn.Module):
-    """The same model scoring only the last position: (B, T) -> logits (B, 1, V).
-
-    Training on (context -> next) examples scores only the last position, so computing the
-    other T - 1 windows would be wasted work (8x for the WaveNet) and would let their padded
-    windows into the BatchNorm statistics. ``fit(LastPosition(model), X, Y, ...)`` trains
-    ``model``'s own parameters exactly as the lecture does: one context in, one prediction out.
-    """
-
-    def __init__(self, model: FixedContextLM):
-        super().__init__()
-        self.model = model
-
-    @property
-    def block_size(self) -> int:
-        """The wrapped model's context length."""
-        return self.model.block_size
-
-    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):
-        """Logits (B, 1, V) from the last ``block_size`` tokens (left-padded if fewer); loss if ``targets``."""
-        context = context_windows(idx[:, -self.block_size:], self.block_size)[:, -1]  # (B, block_size)
-        logits = self.model.predict(context)[:, None, :]  # (B, 1, V)
-        return logits, None if targets is None else lm_loss(logits, targets)
 
 
 @dataclass(frozen=True)
@@ -182,49 +118,6 @@ class MLP(FixedContextLM):
         return self.net(x)
 
 
-# ----------------------------------------------------------------------------- training recipes
-@dataclass(frozen=True)
-class Recipe:
-    """How to train on examples: ``steps`` of ``batch_size``, an optimizer and a learning-rate schedule.
-
-    ``schedule="step"`` keeps ``lr`` until ``decay_at * steps`` then uses ``final_lr`` (the
-    lectures' 0.1 -> 0.01); ``"cosine"`` warms up linearly for ``warmup`` steps, then follows a
-    half cosine from ``lr`` down to ``final_lr``. ``weight_decay`` is passed to
-    :func:`lm_steps.train.fit` (decoupled decay with ``adamw``, L2 with ``sgd``).
-    """
-
-    steps: int
-    batch_size: int
-    optimizer: str = "sgd"
-    lr: float = 0.1
-    final_lr: float = 0.01
-    schedule: str = "step"
-    decay_at: float = 0.5
-    warmup: int = 0
-    weight_decay: float = 0.0
-
-    def __post_init__(self):
-        if self.steps < 0 or self.batch_size < 1:
-            raise ValueError(f"need steps >= 0 and batch_size >= 1, got {self.steps} and {self.batch_size}")
-        if self.schedule not in ("step", "cosine"):
-            raise ValueError(f"schedule must be 'step' or 'cosine', got {self.schedule!r}")
-        if not 0 < self.final_lr <= self.lr:
-            raise ValueError(f"need 0 < final_lr <= lr, got final_lr={self.final_lr}, lr={self.lr}")
-        if not 0 <= self.decay_at <= 1:
-            raise ValueError(f"decay_at is a fraction of the steps in [0, 1], got {self.decay_at}")
-        if self.weight_decay < 0:
-            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
-
-    def lr_at(self, step: int) -> float:
-        """The learning rate of step ``step`` (0-based), a pure function of the recipe."""
-        if self.schedule == "step":
-            return self.lr if step < self.decay_at * self.steps else self.final_lr
-        if step < self.warmup:
-            return self.lr * (step + 1) / self.warmup
-        progress = (step - self.warmup) / max(self.steps - self.warmup, 1)
-        return self.final_lr + 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))) * (self.lr - self.final_lr)
-
-
 MLP_RECIPES = {
     # makemore part 3: 200,000 SGD steps of 32 examples, lr 0.1 then 0.01 from step 100,000
     "lecture": Recipe(steps=200_000, batch_size=32, optimizer="sgd", lr=0.1, final_lr=0.01, decay_at=0.5),
@@ -232,13 +125,3 @@ MLP_RECIPES = {
     "cpu": Recipe(steps=20_000, batch_size=256, optimizer="adamw", lr=1e-2, final_lr=1e-4, schedule="cosine",
                   warmup=200),
 }
-
-
-def train_recipe(model: FixedContextLM, X: torch.Tensor, Y: torch.Tensor, recipe: Recipe, **fit_kw) -> dict:
-    """Train ``model`` on examples ``X`` (N, block_size), ``Y`` (N,) with ``recipe``; return the history.
-
-    A thin layer over :func:`lm_steps.train.fit` (``fit_kw``: ``generator``, ``val``,
-    ``eval_every``, ``progress``, ``device``, ``callback``) that scores only the last position.
-    """
-    return fit(LastPosition(model), X, Y, steps=recipe.steps, lr=recipe.lr_at, batch_size=recipe.batch_size,
-               optimizer=recipe.optimizer, weight_decay=recipe.weight_decay, **fit_kw)

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
-from .utils import get_profile
+from .utils import atomic_write, get_profile
 
 __all__ = ["results_path", "record", "load_results"]
 
@@ -43,15 +42,8 @@ def record(name: str, *, profile: str | None = None, **metrics) -> dict:
     nats_per_char=2.09, bits_per_char=3.02)``.
     """
     path = results_path(profile)
-    path.parent.mkdir(parents=True, exist_ok=True)
     data = load_results(profile)
     data[name] = dict(metrics)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".results-")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=1, sort_keys=True)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_write(path, "w") as f:
+        json.dump(data, f, indent=1, sort_keys=True)
     return data[name]

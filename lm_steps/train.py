@@ -11,20 +11,22 @@ import contextlib
 import math
 import os
 import time
-from dataclasses import asdict, dataclass
-from typing import Callable
+from typing import Callable, Collection
 
 import torch
+import torch.distributed as dist
+from tqdm.auto import tqdm
 
-from .checkpoint import load_checkpoint, restore_model, save_checkpoint
+from .checkpoint import CheckpointError, check_model_config, load_checkpoint, restore_model, save_checkpoint
+from .config import SCHEDULES, Recipe, TrainConfig, lr_at
 from .data import get_batch
-from .evaluate import evaluate, lm_loss
+from .evaluate import evaluate
+from .fixed_context import FixedContextLM, LastPosition
+from .losses import lm_loss
 from .utils import eval_mode
 
-__all__ = ["fit", "TrainConfig", "lr_at", "adamw", "train", "estimate_loss",
-           "setup_distributed", "SCHEDULES"]
-
-SCHEDULES = ("cosine", "inverse_sqrt", "constant")
+__all__ = ["fit", "train_recipe", "TrainConfig", "Recipe", "lr_at", "adamw", "train", "estimate_loss",
+           "grad_norm", "check_finite", "check_resumable", "RUN_INDEPENDENT", "setup_distributed", "SCHEDULES"]
 
 
 def fit(model: torch.nn.Module, X: torch.Tensor, Y: torch.Tensor, *, steps: int, lr: float | Callable[[int], float],
@@ -36,29 +38,31 @@ def fit(model: torch.nn.Module, X: torch.Tensor, Y: torch.Tensor, *, steps: int,
 
     ``batch_size=None`` uses the whole set every step. ``lr`` is a number or a function of the
     step. ``optimizer`` is ``"sgd"``, ``"adam"`` or ``"adamw"``; with SGD and Adam
-    ``weight_decay`` is L2 regularisation (it adds ``weight_decay * w`` to each gradient, the
-    gradient of ``weight_decay / 2 * ||w||^2``), with AdamW it is decoupled weight decay. Every ``eval_every`` steps
+    ``weight_decay`` is L2 regularisation of every parameter (it adds ``weight_decay * w`` to each
+    gradient, the gradient of ``weight_decay / 2 * ||w||^2``); with AdamW it is decoupled weight
+    decay of the matrices only, the optimizer :func:`adamw` builds (betas 0.9, 0.999). Every ``eval_every`` steps
     (and at the end) the full ``val`` set is scored. ``callback(step, model)`` runs after each
     update (for diagnostics). Returns ``{"step", "loss", "lr", "val_step", "val_loss"}`` lists.
     """
     if steps < 0:
         raise ValueError(f"steps must be >= 0, got {steps}")
+    if batch_size is not None and batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1 (or None for the whole set every step), got {batch_size}")
+    if len(X) == 0 or len(X) != len(Y):
+        raise ValueError(f"need as many targets as examples, at least one: got {len(X)} examples, {len(Y)} targets")
     X, Y = X.to(device), Y.to(device)
-    lr_at = lr if callable(lr) else (lambda step: lr)
+    lr_of = lr if callable(lr) else (lambda step: lr)
     params = [p for p in model.parameters() if p.requires_grad]
     if optimizer == "sgd":
-        opt = torch.optim.SGD(params, lr=lr_at(0), weight_decay=weight_decay)
+        opt = torch.optim.SGD(params, lr=lr_of(0), weight_decay=weight_decay)
     elif optimizer == "adam":
-        opt = torch.optim.Adam(params, lr=lr_at(0), weight_decay=weight_decay)
+        opt = torch.optim.Adam(params, lr=lr_of(0), weight_decay=weight_decay)
     elif optimizer == "adamw":
-        opt = torch.optim.AdamW(params, lr=lr_at(0), weight_decay=weight_decay)
+        opt = adamw(model, lr=lr_of(0), betas=(0.9, 0.999), weight_decay=weight_decay)
     else:
         raise ValueError(f"optimizer must be 'sgd', 'adam' or 'adamw', got {optimizer!r}")
     history = {"step": [], "loss": [], "lr": [], "val_step": [], "val_loss": []}
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-        bar = tqdm(total=steps, desc="train")
+    bar = tqdm(total=steps, desc="train") if progress else None
     model.train()
     for step in range(steps):
         if batch_size is None:
@@ -67,16 +71,16 @@ def fit(model: torch.nn.Module, X: torch.Tensor, Y: torch.Tensor, *, steps: int,
             ix = torch.randint(0, len(X), (batch_size,), generator=generator).to(device)
             xb, yb = X[ix], Y[ix]
         logits, loss = model(xb, yb)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"loss became {loss.item()} at step {step}; lower the learning rate")
+        check_finite(model, step, loss.item(), lr_of(step))
         for group in opt.param_groups:
-            group["lr"] = lr_at(step)
+            group["lr"] = lr_of(step)
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        check_finite(model, step, loss.item(), lr_of(step), gradients=True)
         opt.step()
         history["step"].append(step)
         history["loss"].append(loss.item())
-        history["lr"].append(lr_at(step))
+        history["lr"].append(lr_of(step))
         if callback is not None:
             callback(step, model)
         if val is not None and ((eval_every and (step + 1) % eval_every == 0) or step == steps - 1):
@@ -90,68 +94,92 @@ def fit(model: torch.nn.Module, X: torch.Tensor, Y: torch.Tensor, *, steps: int,
     return history
 
 
-# ----------------------------------------------------------------------------- token streams
-@dataclass(frozen=True)
-class TrainConfig:
-    """How to train (the model's sizes live in its own config).
+def grad_norm(model: torch.nn.Module) -> torch.Tensor:
+    """The global L2 norm of ``model``'s gradients (what ``clip_grad_norm_`` clips), a 0-d tensor."""
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    if not grads:
+        return torch.zeros(())
+    if hasattr(torch.nn.utils, "get_total_norm"):  # torch >= 2.6: the very norm clip_grad_norm_ computes
+        return torch.nn.utils.get_total_norm(grads)
+    return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.detach()) for g in grads]))
 
-    One optimizer step sees ``batch_size * grad_accum * world_size`` sequences. The learning
-    rate warms up linearly for ``warmup_iters`` steps, then follows ``schedule``: ``cosine``
-    decays to ``min_lr`` at ``lr_decay_iters`` (default ``max_iters``); ``inverse_sqrt`` is
-    Vaswani et al.'s ``lr * sqrt(warmup / step)``; ``constant`` stays at ``lr``. Every
-    ``eval_interval`` steps the loss is estimated on ``eval_iters`` batches of each split.
-    ``dtype="auto"`` autocasts to bfloat16 on GPUs that support it, else runs in float32.
+
+def check_finite(model: torch.nn.Module, step: int, loss: float, lr: float, *, gradients: bool = False,
+                 norm: torch.Tensor | None = None) -> None:
+    """Raise ``FloatingPointError`` before a non-finite loss or gradient reaches the weights.
+
+    Checks ``loss`` or, with ``gradients``, the gradient norm (``norm`` if already computed). The
+    message names the step, which of the two went wrong, the first parameter with a non-finite
+    gradient, and what to try.
     """
-
-    max_iters: int = 5000
-    batch_size: int = 64
-    grad_accum: int = 1
-    lr: float = 1e-3
-    min_lr: float = 1e-4
-    warmup_iters: int = 100
-    lr_decay_iters: int | None = None
-    schedule: str = "cosine"
-    weight_decay: float = 0.1
-    beta1: float = 0.9
-    beta2: float = 0.99
-    grad_clip: float = 1.0
-    label_smoothing: float = 0.0
-    eval_interval: int = 250
-    eval_iters: int = 20
-    checkpoint_every: int = 0
-    dtype: str = "auto"
-    seed: int = 1337
-
-    def __post_init__(self):
-        for name in ("max_iters", "warmup_iters", "eval_iters", "checkpoint_every"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        for name in ("batch_size", "grad_accum", "eval_interval"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
-        if not 0 <= self.min_lr <= self.lr:
-            raise ValueError(f"need 0 <= min_lr <= lr, got min_lr={self.min_lr}, lr={self.lr}")
-        if not 0 <= self.label_smoothing < 1:
-            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
-        if self.dtype not in ("auto", "float32", "bfloat16"):
-            raise ValueError(f"dtype must be 'auto', 'float32' or 'bfloat16', got {self.dtype!r}")
+    if not gradients:
+        if math.isfinite(loss):
+            return
+        raise FloatingPointError(
+            f"step {step}: the loss is {loss}; the weights were not updated. "
+            + ("Lower the learning rate (it is {:.3g}) or check the data.".format(lr) if step else
+               "It is the first step, so the model or the data is at fault (check the inputs and the "
+               "initialisation), not the learning rate."))
+    norm = grad_norm(model) if norm is None else norm
+    if bool(torch.isfinite(norm)):
+        return
+    bad = next((name for name, p in model.named_parameters()
+                if p.grad is not None and not bool(torch.isfinite(p.grad).all())), "?")
+    raise FloatingPointError(
+        f"step {step}: the loss is finite ({loss:.4g}) but the gradient is not (norm {norm.item()}), first in "
+        f"parameter {bad!r}; the weights were not updated. Lower the learning rate (it is {lr:.3g}), use "
+        f"gradient clipping or float32, or check the model for an operation with an infinite derivative.")
 
 
-def lr_at(step: int, cfg: TrainConfig) -> float:
-    """The learning rate of optimizer step ``step`` (0-based), a pure function of the config."""
-    if step < cfg.warmup_iters:
-        return cfg.lr * (step + 1) / (cfg.warmup_iters + 1)
-    if cfg.schedule == "constant":
-        return cfg.lr
-    if cfg.schedule == "inverse_sqrt":
-        return cfg.lr * math.sqrt(max(cfg.warmup_iters, 1) / (step + 1))
-    decay = cfg.lr_decay_iters if cfg.lr_decay_iters is not None else cfg.max_iters
-    if step >= decay:
-        return cfg.min_lr
-    progress = (step - cfg.warmup_iters) / max(decay - cfg.warmup_iters, 1)
-    return cfg.min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (cfg.lr - cfg.min_lr)
+def train_recipe(model: FixedContextLM, X: torch.Tensor, Y: torch.Tensor, recipe: Recipe, **fit_kw) -> dict:
+    """Train ``model`` on examples ``X`` (N, block_size), ``Y`` (N,) with ``recipe``; return the history.
+
+    A thin layer over :func:`fit` (``fit_kw``: ``generator``, ``val``, ``eval_every``,
+    ``progress``, ``device``, ``callback``) that scores only the last position.
+    """
+    return fit(LastPosition(model), X, Y, steps=recipe.steps, lr=recipe.lr_at, batch_size=recipe.batch_size,
+               optimizer=recipe.optimizer, weight_decay=recipe.weight_decay, **fit_kw)
+
+
+# ----------------------------------------------------------------------------- token streams
+RUN_INDEPENDENT = ("eval_interval", "eval_iters", "checkpoint_every")  # fields that leave the updates unchanged
+
+
+def check_resumable(ckpt: dict, model: torch.nn.Module, cfg: TrainConfig, *, accept_changes: Collection[str] = (),
+                    path: str | os.PathLike = "the checkpoint") -> None:
+    """Raise :class:`~lm_steps.checkpoint.CheckpointError` unless :func:`train` can continue ``ckpt`` exactly.
+
+    The model's config must match; the checkpoint must hold the training state :func:`train`
+    writes (RNG states, optimizer), not a plain :func:`~lm_steps.checkpoint.save_checkpoint` file;
+    ``cfg.max_iters`` must not be below the stored step; and ``cfg`` must equal the stored config in
+    every field but :data:`RUN_INDEPENDENT` ones, unless the field is in ``accept_changes``.
+    Nothing is loaded, so a refused resume leaves the model as it was.
+    """
+    check_model_config(ckpt, model)
+    rng, stored = ckpt.get("rng") or {}, ckpt.get("train_config")
+    if not {"batch", "torch"} <= set(rng) or not ckpt.get("optimizer") or stored is None:
+        raise CheckpointError(
+            f"{path} holds weights but not the training state to resume from (RNG states, optimizer, training "
+            f"config): it was written by save_checkpoint(), not by train(checkpoint_path=...). To start a new run "
+            f"from these weights, load them with restore_model(ckpt, model) and call train() without resume.")
+    step = int(ckpt["step"])
+    if cfg.max_iters < step:
+        raise CheckpointError(f"{path} is at step {step}, past max_iters={cfg.max_iters}: set max_iters >= {step} "
+                              f"to continue it (or use it as it is)")
+    unknown = set(accept_changes) - set(TrainConfig.__dataclass_fields__)
+    if unknown:
+        raise ValueError(f"accept_changes names no TrainConfig field: {', '.join(sorted(unknown))}")
+    defaults = TrainConfig()
+    diff = {name: (stored.get(name, getattr(defaults, name)), getattr(cfg, name))
+            for name in TrainConfig.__dataclass_fields__
+            if name not in RUN_INDEPENDENT and stored.get(name, getattr(defaults, name)) != getattr(cfg, name)}
+    refused = {name: d for name, d in diff.items() if name not in accept_changes}
+    if refused:
+        raise CheckpointError(
+            f"cannot continue {path} exactly: the training config differs in "
+            + ", ".join(f"{k} (checkpoint {a!r}, now {b!r})" for k, (a, b) in refused.items())
+            + f". Use the stored values, or pass accept_changes={tuple(refused)!r} to train() to continue "
+              f"with the new ones knowingly.")
 
 
 def setup_distributed() -> tuple[int, int, torch.device | None]:
@@ -160,8 +188,6 @@ def setup_distributed() -> tuple[int, int, torch.device | None]:
     Returns ``(rank, world_size, device)``; without ``torchrun`` it does nothing and returns
     ``(0, 1, None)``. :func:`train` uses DistributedDataParallel whenever a group is initialised.
     """
-    import torch.distributed as dist
-
     if "RANK" not in os.environ or dist.is_initialized():
         return (dist.get_rank(), dist.get_world_size(), None) if dist.is_initialized() else (0, 1, None)
     cuda = torch.cuda.is_available()
@@ -223,7 +249,8 @@ def adamw(model: torch.nn.Module, *, lr: float, betas: tuple[float, float] = (0.
 def train(model: torch.nn.Module, data, cfg: TrainConfig, *, device: str | torch.device = "cpu",
           progress: bool = False, callback: Callable[[int, torch.nn.Module], None] | None = None,
           checkpoint_path: str | os.PathLike | None = None, resume: str | os.PathLike | None = None,
-          tokenizer: dict | None = None, best_checkpoint_path: str | os.PathLike | None = None) -> dict:
+          tokenizer: dict | None = None, best_checkpoint_path: str | os.PathLike | None = None,
+          accept_changes: Collection[str] = ()) -> dict:
     """Train ``model`` (already on ``device``) on ``data``; return the history.
 
     ``data`` is ``(train_tokens, val_tokens)``, two 1-D LongTensors batched with
@@ -235,13 +262,13 @@ def train(model: torch.nn.Module, data, cfg: TrainConfig, *, device: str | torch
     holding ``tokenizer``, a plain dict). With ``best_checkpoint_path``, rank 0 also writes a
     checkpoint there whenever the validation estimate reaches a new low (nanoGPT keeps only
     that one on small data, where long runs overfit). ``resume`` continues a checkpoint exactly: weights,
-    optimizer, step, batch and dropout RNG states, history. Dropout draws from torch's global
+    optimizer, step, batch and dropout RNG states, history. It refuses what it cannot continue exactly
+    (see :func:`check_resumable`): ``cfg`` must equal the stored config in every field that changes the
+    run, unless the field is named in ``accept_changes`` (e.g. ``("max_iters",)`` to train on further). Dropout draws from torch's global
     generator, which is seeded with ``cfg.seed + rank``. ``callback(step, model)`` runs after
     each step. Returns lists ``step``, ``loss``, ``lr`` per step and ``val_step``,
     ``train_eval_loss``, ``val_loss``, ``elapsed`` (seconds) per evaluation.
     """
-    import torch.distributed as dist
-
     device = torch.device(device)
     ddp = dist.is_available() and dist.is_initialized()
     rank, world = (dist.get_rank(), dist.get_world_size()) if ddp else (0, 1)
@@ -265,6 +292,7 @@ def train(model: torch.nn.Module, data, cfg: TrainConfig, *, device: str | torch
     start = 0
     if resume is not None:
         ckpt = load_checkpoint(resume, map_location=device)
+        check_resumable(ckpt, model, cfg, accept_changes=accept_changes, path=resume)
         restore_model(ckpt, model, opt)
         start, history = ckpt["step"], ckpt["history"]
         g.set_state(ckpt["rng"]["batch"])
@@ -293,14 +321,11 @@ def train(model: torch.nn.Module, data, cfg: TrainConfig, *, device: str | torch
         save_checkpoint(path, model=model, optimizer=opt, train_config=cfg, step=step,
                         rng=rng, tokenizer=tokenizer, history=history)
 
-    bar = None
-    if progress and rank == 0:
-        from tqdm.auto import tqdm
-        bar = tqdm(total=cfg.max_iters, initial=start, desc="train")
+    bar = tqdm(total=cfg.max_iters, initial=start, desc="train") if progress and rank == 0 else None
     model.train()
     for step in range(start, cfg.max_iters):
-        if cfg.eval_iters and step % cfg.eval_interval == 0 and rank == 0:
-            evaluate_now(step)
+        if cfg.eval_iters and step % cfg.eval_interval == 0 and rank == 0 and history["val_step"][-1:] != [step]:
+            evaluate_now(step)  # (a run resumed from its best checkpoint has this step's evaluation already)
         lr = lr_at(step, cfg)
         for group in opt.param_groups:
             group["lr"] = lr
@@ -314,10 +339,12 @@ def train(model: torch.nn.Module, data, cfg: TrainConfig, *, device: str | torch
                     loss = lm_loss(logits, y, label_smoothing=cfg.label_smoothing)
             (loss / cfg.grad_accum).backward()
             total += loss.item() / cfg.grad_accum
-        if not math.isfinite(total):
-            raise FloatingPointError(f"the training loss became {total} at step {step}; "
-                                     f"lower the learning rate (lr={lr:.3g}) or check the data")
-        if cfg.grad_clip:
+        check_finite(model, step, total, lr)
+        norm = grad_norm(model)
+        check_finite(model, step, total, lr, gradients=True, norm=norm)  # before any update or checkpoint
+        if cfg.grad_clip and hasattr(torch.nn.utils, "clip_grads_with_norm_"):
+            torch.nn.utils.clip_grads_with_norm_(model.parameters(), cfg.grad_clip, norm)  # the norm just checked
+        elif cfg.grad_clip:
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         opt.step()
         opt.zero_grad(set_to_none=True)

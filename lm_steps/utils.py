@@ -1,15 +1,18 @@
-"""Small helpers every stage uses: device choice, seeding and the run profile."""
+"""Small helpers every stage uses: device choice, seeding, the run profile, atomic writes."""
 from __future__ import annotations
 
 import contextlib
 import os
 import random
-from typing import TypeVar
+import secrets
+from pathlib import Path
+from typing import IO, Iterator, TypeVar
 
 import numpy as np
 import torch
 
-__all__ = ["PROFILES", "auto_device", "eval_mode", "set_seed", "make_generator", "get_profile", "by_profile"]
+__all__ = ["PROFILES", "auto_device", "eval_mode", "unwrap", "atomic_write", "remove_stale_temps", "set_seed",
+           "make_generator", "get_profile", "by_profile"]
 
 PROFILES = ("smoke", "cpu", "gpu")
 T = TypeVar("T")
@@ -35,6 +38,72 @@ def eval_mode(model: torch.nn.Module):
         yield model
     finally:
         model.train(was_training)
+
+
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The plain model inside a DistributedDataParallel and/or ``torch.compile`` wrapper (else ``model``)."""
+    model = getattr(model, "module", model)  # DistributedDataParallel
+    return getattr(model, "_orig_mod", model)  # torch.compile
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
+    """Write ``path`` all at once or not at all: ``with atomic_write(path) as f: f.write(...)``.
+
+    The block writes to a temporary file beside ``path`` (``.NAME.RANDOM.tmp``, ``f.name``); when it ends
+    without an exception the file is flushed, fsynced and renamed over ``path``, otherwise it is
+    deleted, so readers see the old file or the new one, never half of one. Raise inside the
+    block (e.g. after checking ``f.name``'s checksum) to keep the old file. The new file gets the
+    permissions the umask gives any new file. Before writing, temporary files that an earlier,
+    killed write to the same ``path`` left behind are removed.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(path.parent, f".{path.name}.*.tmp")
+    tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
+    if mode not in ("wb", "w"):
+        raise ValueError(f"mode must be 'wb' or 'w', got {mode!r}")
+    try:
+        with open(tmp, mode.replace("w", "x")) as f:  # a new file: mode 0o666 less the umask, as for any file
+            _lock(f)  # held until closed: tells remove_stale_temps this write is alive
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)  # failed or interrupted: nothing half-written stays
+
+
+def _lock(f) -> bool:
+    """Take an exclusive, non-blocking advisory lock on open file ``f``; False if another process holds one."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no advisory locks, so no temporary file counts as stale
+        return False
+    try:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except OSError:
+        return False
+
+
+def remove_stale_temps(folder: str | os.PathLike, pattern: str) -> list[Path]:
+    """Delete the files in ``folder`` matching ``pattern`` that no live write holds; return them.
+
+    :func:`atomic_write` holds an advisory lock on its temporary file while it writes; a process
+    killed mid-write loses its lock, so a temporary file nobody holds is a leftover.
+    """
+    removed = []
+    for stale in Path(folder).glob(pattern):
+        try:
+            with open(stale, "rb") as f:
+                if not _lock(f):
+                    continue  # another process is writing it right now
+                stale.unlink(missing_ok=True)
+                removed.append(stale)
+        except OSError:
+            continue
+    return removed
 
 
 def set_seed(seed: int) -> None:

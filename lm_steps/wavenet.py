@@ -18,9 +18,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .evaluate import lm_loss
+from .config import Recipe
+from .fixed_context import FixedContextLM
 from .layers import BatchNorm1d, Embedding, FlattenConsecutive, Linear, Sequential, Tanh
-from .mlp import FixedContextLM, Recipe
+from .losses import lm_loss
 
 __all__ = ["WaveNetConfig", "WaveNet", "WAVENET_CONFIGS", "WAVENET_RECIPES", "CausalConvWaveNet"]
 

@@ -8,7 +8,8 @@ import torch
 
 from lm_steps import data
 from lm_steps.bigram import CountingBigram, NeuralBigram, count_bigrams
-from lm_steps.evaluate import evaluate, lm_loss
+from lm_steps.evaluate import evaluate
+from lm_steps.losses import lm_loss
 from lm_steps.sample import generate, sample_next, sample_words
 from lm_steps.train import fit
 

@@ -47,6 +47,20 @@ def test_show_returns_the_source():
         lm_steps.show(42)
 
 
+def test_show_figure_carries_alt_text_and_closes_the_figure():
+    import matplotlib.pyplot as plt
+
+    from lm_steps.nb import show_figure
+
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [1, 0])
+    html = getattr(show_figure(fig, 'a line "falling" from 1 to 0'), "data", None) or ""
+    assert html.startswith('<img alt="a line &quot;falling&quot; from 1 to 0" src="data:image/png;base64,')
+    assert not plt.fignum_exists(fig.number)
+    with pytest.raises(ValueError, match="alt text"):
+        show_figure(plt.figure(), " ")
+
+
 def test_names_vocabulary(names, names_tok):
     assert names_tok.vocab_size == 27 and names_tok.chars[0] == "." and names_tok.chars[1:] == tuple("abcdefghijklmnopqrstuvwxyz")
     assert names_tok.decode(names_tok.encode("zzyzx")) == "zzyzx"

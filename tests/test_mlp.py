@@ -9,8 +9,10 @@ from torch.testing import assert_close
 
 from lm_steps.data import make_examples
 from lm_steps.diagnostics import layer_stats
-from lm_steps.mlp import (MLP, MLP_CONFIGS, MLP_RECIPES, LastPosition, MLPConfig, Recipe, context_windows,
-                          train_recipe)
+from lm_steps.config import Recipe, TrainConfig, lr_at
+from lm_steps.fixed_context import LastPosition, context_windows
+from lm_steps.mlp import MLP, MLP_CONFIGS, MLP_RECIPES, MLPConfig
+from lm_steps.train import train_recipe
 from lm_steps.sample import sample_words
 
 
@@ -109,6 +111,10 @@ def test_recipes():
     assert (lecture.steps, lecture.batch_size, lecture.optimizer) == (200_000, 32, "sgd")
     assert lecture.lr_at(0) == 0.1 and lecture.lr_at(99_999) == 0.1 and lecture.lr_at(100_000) == 0.01
     cos = Recipe(steps=100, batch_size=8, optimizer="adamw", lr=1e-2, final_lr=1e-4, schedule="cosine", warmup=10)
-    assert cos.lr_at(0) == pytest.approx(1e-3) and cos.lr_at(9) == pytest.approx(1e-2)
+    # the one warmup + cosine schedule, lm_steps.config.lr_at: warmup lr * (s + 1) / (warmup + 1), peak after it
+    same = TrainConfig(max_iters=100, lr=1e-2, min_lr=1e-4, warmup_iters=10, schedule="cosine")
+    assert [cos.lr_at(s) for s in range(120)] == [lr_at(s, same) for s in range(120)]
+    assert cos.lr_at(0) == pytest.approx(1e-2 / 11) and cos.lr_at(9) == pytest.approx(1e-2 * 10 / 11)
+    assert cos.lr_at(10) == pytest.approx(1e-2)
     assert cos.lr_at(99) == pytest.approx(1e-4, rel=0.05)
     assert all(cos.lr_at(s) >= cos.lr_at(s + 1) for s in range(10, 99))

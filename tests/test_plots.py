@@ -10,9 +10,12 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from lm_steps import plots  # noqa: E402
+from lm_steps.config import Recipe  # noqa: E402
 from lm_steps.diagnostics import (UpdateRatioTracker, cosine_similarity, dead_units, layer_stats,  # noqa: E402
                                   param_stats, saturation, vowels_first)
-from lm_steps.mlp import MLP, LastPosition, MLPConfig, Recipe, train_recipe  # noqa: E402
+from lm_steps.fixed_context import LastPosition  # noqa: E402
+from lm_steps.mlp import MLP, MLPConfig  # noqa: E402
+from lm_steps.train import train_recipe  # noqa: E402
 
 LABELS = list(".abcdefghijklmnopqrstuvwxyz")
 

@@ -226,3 +226,23 @@ def test_adamw_falls_back_where_torch_has_no_fused_kernel(monkeypatch):
     monkeypatch.setattr(train_mod.torch.optim, "AdamW", no_fused)
     opt = train_mod.adamw(_layer_with_grads(0)[0], lr=1e-3)
     assert isinstance(opt, real) and not opt.defaults["fused"]
+
+
+def test_fit_adamw_decays_matrices_only():
+    """fit(optimizer="adamw") builds its optimizer with adamw(): BatchNorm gains/shifts and biases never decay."""
+    from lm_steps.fixed_context import LastPosition
+    from lm_steps.mlp import MLP, MLPConfig
+    from lm_steps.train import fit
+
+    X = torch.randint(0, 27, (64, 3), generator=torch.Generator().manual_seed(1))
+    Y = torch.randint(0, 27, (64,), generator=torch.Generator().manual_seed(2))
+    after = {}
+    for wd in (0.0, 0.5):
+        m = MLP(MLPConfig(batchnorm=True), generator=torch.Generator().manual_seed(0))
+        fit(LastPosition(m), X, Y, steps=1, lr=0.1, optimizer="adamw", weight_decay=wd)
+        after[wd] = dict(m.named_parameters())
+    for name, p in after[0.0].items():
+        if p.dim() < 2:  # BatchNorm gamma/beta, the output bias: the same step with or without decay
+            torch.testing.assert_close(after[0.5][name], p, atol=0, rtol=0, msg=name)
+        else:  # matrices shrink by lr * weight_decay = 5%
+            assert not torch.equal(after[0.5][name], p), name

@@ -8,7 +8,9 @@ import torch
 from torch.testing import assert_close
 
 from lm_steps.layers import BatchNorm1d
-from lm_steps.mlp import LastPosition, Recipe, train_recipe
+from lm_steps.config import Recipe
+from lm_steps.fixed_context import LastPosition
+from lm_steps.train import train_recipe
 from lm_steps.wavenet import WAVENET_CONFIGS, CausalConvWaveNet, WaveNet, WaveNetConfig
 
 

@@ -1,0 +1,129 @@
+"""How to train: :class:`TrainConfig` for token streams, :class:`Recipe` for example sets, one schedule.
+
+Both configs share one learning-rate schedule, :func:`lr_at` (linear warmup, then cosine decay,
+inverse square root or constant). The training loops themselves live in :mod:`lm_steps.train`;
+this module is plain data, so stage modules can name their recipes without importing a trainer.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import cached_property
+
+__all__ = ["SCHEDULES", "TrainConfig", "lr_at", "Recipe"]
+
+SCHEDULES = ("cosine", "inverse_sqrt", "constant")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train (the model's sizes live in its own config).
+
+    One optimizer step sees ``batch_size * grad_accum * world_size`` sequences. The learning
+    rate warms up linearly for ``warmup_iters`` steps, then follows ``schedule``: ``cosine``
+    decays to ``min_lr`` at ``lr_decay_iters`` (default ``max_iters``); ``inverse_sqrt`` is
+    Vaswani et al.'s ``lr * sqrt(warmup / step)``; ``constant`` stays at ``lr``. Every
+    ``eval_interval`` steps the loss is estimated on ``eval_iters`` batches of each split.
+    ``dtype="auto"`` autocasts to bfloat16 on GPUs that support it, else runs in float32.
+    """
+
+    max_iters: int = 5000
+    batch_size: int = 64
+    grad_accum: int = 1
+    lr: float = 1e-3
+    min_lr: float = 1e-4
+    warmup_iters: int = 100
+    lr_decay_iters: int | None = None
+    schedule: str = "cosine"
+    weight_decay: float = 0.1
+    beta1: float = 0.9
+    beta2: float = 0.99
+    grad_clip: float = 1.0
+    label_smoothing: float = 0.0
+    eval_interval: int = 250
+    eval_iters: int = 20
+    checkpoint_every: int = 0
+    dtype: str = "auto"
+    seed: int = 1337
+
+    def __post_init__(self):
+        for name in ("max_iters", "warmup_iters", "eval_iters", "checkpoint_every"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        for name in ("batch_size", "grad_accum", "eval_interval"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        if not 0 <= self.min_lr <= self.lr:
+            raise ValueError(f"need 0 <= min_lr <= lr, got min_lr={self.min_lr}, lr={self.lr}")
+        if not 0 <= self.label_smoothing < 1:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.dtype not in ("auto", "float32", "bfloat16"):
+            raise ValueError(f"dtype must be 'auto', 'float32' or 'bfloat16', got {self.dtype!r}")
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    """The learning rate of optimizer step ``step`` (0-based), a pure function of the config.
+
+    Warmup: ``lr * (step + 1) / (warmup_iters + 1)`` for the first ``warmup_iters`` steps.
+    """
+    if step < cfg.warmup_iters:
+        return cfg.lr * (step + 1) / (cfg.warmup_iters + 1)
+    if cfg.schedule == "constant":
+        return cfg.lr
+    if cfg.schedule == "inverse_sqrt":
+        return cfg.lr * math.sqrt(max(cfg.warmup_iters, 1) / (step + 1))
+    decay = cfg.lr_decay_iters if cfg.lr_decay_iters is not None else cfg.max_iters
+    if step >= decay:
+        return cfg.min_lr
+    progress = (step - cfg.warmup_iters) / max(decay - cfg.warmup_iters, 1)
+    return cfg.min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (cfg.lr - cfg.min_lr)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How to train on examples: ``steps`` of ``batch_size``, an optimizer and a learning-rate schedule.
+
+    ``schedule="step"`` keeps ``lr`` until ``decay_at * steps`` then uses ``final_lr`` (the
+    lectures' 0.1 -> 0.01); ``"cosine"`` is :func:`lr_at`'s: a linear warmup for ``warmup`` steps,
+    then a half cosine from ``lr`` down to ``final_lr``. ``weight_decay`` is passed to
+    :func:`lm_steps.train.fit` (decoupled decay of the matrices with ``adamw``, L2 with ``sgd``).
+    Train with :func:`lm_steps.train.train_recipe`.
+    """
+
+    steps: int
+    batch_size: int
+    optimizer: str = "sgd"
+    lr: float = 0.1
+    final_lr: float = 0.01
+    schedule: str = "step"
+    decay_at: float = 0.5
+    warmup: int = 0
+    weight_decay: float = 0.0
+
+    def __post_init__(self):
+        if self.steps < 0 or self.batch_size < 1:
+            raise ValueError(f"need steps >= 0 and batch_size >= 1, got {self.steps} and {self.batch_size}")
+        if self.schedule not in ("step", "cosine"):
+            raise ValueError(f"schedule must be 'step' or 'cosine', got {self.schedule!r}")
+        if not 0 < self.final_lr <= self.lr:
+            raise ValueError(f"need 0 < final_lr <= lr, got final_lr={self.final_lr}, lr={self.lr}")
+        if not 0 <= self.decay_at <= 1:
+            raise ValueError(f"decay_at is a fraction of the steps in [0, 1], got {self.decay_at}")
+        if self.warmup < 0:
+            raise ValueError(f"warmup must be >= 0, got {self.warmup}")
+        if self.weight_decay < 0:
+            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
+
+    @cached_property
+    def schedule_config(self) -> TrainConfig:
+        """The cosine schedule as the :class:`TrainConfig` whose :func:`lr_at` it follows."""
+        return TrainConfig(max_iters=self.steps, lr=self.lr, min_lr=self.final_lr, warmup_iters=self.warmup,
+                           schedule="cosine")
+
+    def lr_at(self, step: int) -> float:
+        """The learning rate of step ``step`` (0-based), a pure function of the recipe."""
+        if self.schedule == "step":
+            return self.lr if step < self.decay_at * self.steps else self.final_lr
+        return lr_at(step, self.schedule_config)

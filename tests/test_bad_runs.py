@@ -1,0 +1,309 @@
+"""Bad runs and the files they leave: nothing lost, nothing half-written, every error says what to do.
+
+Killed writes, empty or foreign checkpoints, broken downloads and file modes (issue 9 §7);
+non-finite steps (§2); resumes that cannot continue exactly (§3); config values that make no
+sense (§4); token ids a model cannot read (§6).
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import textwrap
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+
+from lm_steps import data, results
+from lm_steps.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from lm_steps.config import TrainConfig, lr_at
+from lm_steps.data import DataFile
+from lm_steps.fixed_context import LastPosition
+from lm_steps.gpt import GPT, GPTConfig
+from lm_steps.mlp import MLP, MLPConfig
+from lm_steps.train import adamw, fit, train
+from lm_steps.utils import atomic_write
+
+REPO = Path(__file__).resolve().parent.parent
+TINY = GPTConfig(vocab_size=20, block_size=8, n_layer=1, n_head=2, n_embd=16)
+
+
+def tiny_gpt(cfg: GPTConfig = TINY) -> GPT:
+    return GPT(cfg, generator=torch.Generator().manual_seed(0))
+
+
+def run_killed(code: str) -> None:
+    """Run ``code`` in a fresh Python that SIGKILLs itself where the code says ``die()``."""
+    prelude = "import os, signal\ndef die():\n    os.kill(os.getpid(), signal.SIGKILL)\n"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.run([sys.executable, "-c", prelude + textwrap.dedent(code)], env=env, capture_output=True,
+                          timeout=120)
+    assert proc.returncode == -9, proc.stderr.decode()  # it really was killed mid-write
+
+
+# ----------------------------------------------------------------------------- §7 files left behind
+def test_empty_checkpoint_has_our_own_message(tmp_path):
+    (tmp_path / "empty.pt").write_bytes(b"")
+    with pytest.raises(CheckpointError, match=r"empty \(0 bytes\)"):
+        load_checkpoint(tmp_path / "empty.pt")
+
+
+def test_code_running_pickle_is_refused_without_torchs_advice(tmp_path):
+    torch.save({"format": "lm_steps-checkpoint-1", "path": Path("/")}, tmp_path / "pickled.pt")  # a class: pickled
+    with pytest.raises(CheckpointError) as err:
+        load_checkpoint(tmp_path / "pickled.pt")
+    msg = str(err.value)
+    assert "pickled Python objects" in msg and "weights_only" not in msg and "will likely succeed" not in msg
+    assert err.value.__cause__ is None and err.value.__suppress_context__  # torch's hint is not chained either
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL and advisory locks are POSIX")
+def test_killed_save_leaves_a_temporary_file_the_next_save_removes(tmp_path):
+    path = tmp_path / "ckpt.pt"
+    save_checkpoint(path, model=tiny_gpt(), step=1)
+    run_killed(f"""
+        import torch
+        from lm_steps.checkpoint import save_checkpoint
+        from lm_steps.gpt import GPT, GPTConfig
+        def half_then_die(obj, f, *a, **k):
+            f.write(b"half a checkpoint"); f.flush(); die()
+        torch.save = half_then_die
+        save_checkpoint({str(path)!r}, model=GPT(GPTConfig(vocab_size=20, block_size=8, n_layer=1, n_head=2, n_embd=16)), step=2)
+    """)
+    leftovers = [p.name for p in tmp_path.iterdir() if p.name != "ckpt.pt"]
+    assert len(leftovers) == 1 and leftovers[0].endswith(".tmp")  # what the kill left
+    assert load_checkpoint(path)["step"] == 1  # the good checkpoint is untouched
+    save_checkpoint(path, model=tiny_gpt(), step=3)
+    assert [p.name for p in tmp_path.iterdir()] == ["ckpt.pt"] and load_checkpoint(path)["step"] == 3
+
+
+def test_a_live_write_is_not_taken_for_a_stale_one(tmp_path):
+    path = tmp_path / "x.json"
+    with atomic_write(path, "w") as outer:
+        outer.write("outer")
+        with atomic_write(path, "w") as inner:  # a second writer of the same file, while the first is alive
+            inner.write("inner")
+        assert Path(outer.name).exists()
+    assert path.read_text() == "outer" and [p.name for p in tmp_path.iterdir()] == ["x.json"]
+
+
+@pytest.fixture
+def fake_dataset(tmp_path, monkeypatch):
+    content = b"hello world\n" * 1000
+    upstream = tmp_path / "upstream" / "thing.txt"
+    upstream.parent.mkdir(parents=True)
+    upstream.write_bytes(content)
+    spec = DataFile("sub/thing.txt", upstream.as_uri(), len(content), hashlib.sha256(content).hexdigest())
+    monkeypatch.setitem(data.DATASETS, "fake", {"all": spec})
+    monkeypatch.delenv("LM_STEPS_DATA", raising=False)
+    return spec
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL and advisory locks are POSIX")
+def test_killed_download_leaves_a_file_the_next_fetch_removes(tmp_path, fake_dataset):
+    cache = tmp_path / "cache"
+    run_killed(f"""
+        import urllib.request
+        from lm_steps import data
+        data.DATASETS["fake"] = {{"all": data.DataFile(*{tuple(vars(fake_dataset).values())!r})}}
+        real_open = urllib.request.urlopen
+        class Dying:
+            def __init__(self, response):
+                self.response, self.calls = response, 0
+            def read(self, n):
+                self.calls += 1
+                if self.calls > 1:
+                    die()
+                return self.response.read(10)
+            def __enter__(self):
+                return self
+            def __exit__(self, *exc):
+                pass
+        urllib.request.urlopen = lambda url, timeout: Dying(real_open(url))
+        data.fetch("fake", cache_dir={str(cache)!r}, progress=False)
+    """)
+    assert len(list((cache / "sub").iterdir())) == 1  # the killed download's partial file
+    path = data.fetch("fake", cache_dir=cache, progress=False)["all"]
+    assert [p.name for p in (cache / "sub").iterdir()] == ["thing.txt"] and data.sha256_file(path) == fake_dataset.sha256
+
+
+def test_connection_reset_mid_download_is_data_unavailable(tmp_path, fake_dataset, monkeypatch):
+    class Reset:
+        def read(self, n):
+            raise ConnectionResetError(104, "Connection reset by peer")
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            pass
+
+    monkeypatch.setattr(data.urllib.request, "urlopen", lambda url, timeout: Reset())
+    cache = tmp_path / "cache"
+    with pytest.raises(data.DataUnavailableError) as err:
+        data.fetch("fake", cache_dir=cache, progress=False)
+    assert fake_dataset.url in str(err.value) and "LM_STEPS_DATA" in str(err.value)
+    assert "Connection reset" in str(err.value)
+    assert list((cache / "sub").iterdir()) == []
+
+
+@pytest.fixture
+def umask_022():
+    old = os.umask(0o022)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX file modes")
+def test_written_files_respect_the_umask(tmp_path, fake_dataset, monkeypatch, umask_022):
+    ckpt = save_checkpoint(tmp_path / "c.pt", model=tiny_gpt())
+    fetched = data.fetch("fake", cache_dir=tmp_path / "cache", progress=False)["all"]
+    monkeypatch.setenv("LM_STEPS_RESULTS", str(tmp_path / "results"))
+    results.record("x", profile="smoke", loss=1.0)
+    for path in (ckpt, fetched, results.results_path("smoke")):
+        assert path.stat().st_mode & 0o777 == 0o644, path
+
+
+# ----------------------------------------------------------------------------- §2 non-finite steps
+def stream(n: int = 600, vocab: int = 20) -> tuple[torch.Tensor, torch.Tensor]:
+    s = torch.randint(vocab, (n,), generator=torch.Generator().manual_seed(0))
+    return s[: n * 5 // 6], s[n * 5 // 6:]
+
+
+CFG = TrainConfig(max_iters=10, batch_size=4, lr=3e-3, min_lr=3e-4, warmup_iters=2, eval_interval=5, eval_iters=1,
+                  dtype="float32", seed=0)
+
+
+def poison_gradient_at(param: torch.nn.Parameter, at: int) -> None:
+    """Make ``param``'s gradient NaN on its ``at``-th backward pass (0-based); the loss stays finite."""
+    calls = {"n": 0}
+
+    def hook(grad):
+        calls["n"] += 1
+        return grad * float("nan") if calls["n"] == at + 1 else grad
+
+    param.register_hook(hook)
+
+
+def test_nan_gradient_stops_train_before_the_update_and_the_checkpoint(tmp_path):
+    m = tiny_gpt()
+    poison_gradient_at(m.transformer.h[0].mlp.c_fc.weight, 5)
+    path = tmp_path / "ckpt.pt"
+    with pytest.raises(FloatingPointError) as err:
+        train(m, stream(), replace(CFG, checkpoint_every=1), checkpoint_path=path)
+    msg = str(err.value)
+    assert "step 5" in msg and "gradient" in msg and "'transformer.h.0.mlp.c_fc.weight'" in msg
+    assert all(torch.isfinite(p).all() for p in m.parameters())  # the bad step never reached the weights
+    ckpt = load_checkpoint(path)
+    assert ckpt["step"] == 5 and all(torch.isfinite(t).all() for t in ckpt["model"].values())
+    for name, t in m.state_dict().items():  # the last good checkpoint holds exactly the weights in memory
+        torch.testing.assert_close(ckpt["model"][name], t, atol=0, rtol=0)
+
+
+def test_nan_loss_stops_train_and_names_the_loss():
+    m = tiny_gpt()
+    calls = {"n": 0}
+
+    def nan_logits(module, args, out):
+        calls["n"] += 1
+        return out * float("nan") if calls["n"] == 4 else out  # the 4th forward pass: step 3 (no evaluation)
+
+    m.lm_head.register_forward_hook(nan_logits)
+    with pytest.raises(FloatingPointError, match=r"step 3: the loss is nan; the weights were not updated"):
+        train(m, stream(), replace(CFG, eval_iters=0))
+
+
+def test_nan_gradient_stops_fit_before_the_update():
+    X = torch.randint(0, 27, (64, 3), generator=torch.Generator().manual_seed(1))
+    Y = torch.randint(0, 27, (64,), generator=torch.Generator().manual_seed(2))
+    m = MLP(MLPConfig(), generator=torch.Generator().manual_seed(0))
+    poison_gradient_at(m.net[0].weight, 3)
+    with pytest.raises(FloatingPointError) as err:
+        fit(LastPosition(m), X, Y, steps=10, lr=0.1, batch_size=16, generator=torch.Generator().manual_seed(3))
+    assert "step 3" in str(err.value) and "gradient" in str(err.value) and "'model.net.layers.0.weight'" in str(err.value)
+    assert all(torch.isfinite(p).all() for p in m.parameters())
+
+
+def test_fit_names_a_bad_batch_size_not_the_learning_rate():
+    X, Y = torch.zeros(8, 3, dtype=torch.long), torch.zeros(8, dtype=torch.long)
+    m = LastPosition(MLP(MLPConfig(), generator=torch.Generator().manual_seed(0)))
+    with pytest.raises(ValueError, match="batch_size must be >= 1"):
+        fit(m, X, Y, steps=3, lr=0.1, batch_size=0)
+    with pytest.raises(ValueError, match="as many targets as examples"):
+        fit(m, X[:0], Y[:0], steps=3, lr=0.1)
+
+
+def test_fit_blames_the_data_not_the_learning_rate_for_a_bad_first_loss():
+    X, Y = torch.zeros(8, 3, dtype=torch.long), torch.zeros(8, dtype=torch.long)
+    m = MLP(MLPConfig(), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        m.wte.weight[0] = float("inf")
+    with pytest.raises(FloatingPointError) as err:
+        fit(LastPosition(m), X, Y, steps=3, lr=0.1)
+    assert "step 0" in str(err.value) and "not the learning rate" in str(err.value)
+
+
+# ----------------------------------------------------------------------------- §3 resume refuses what it cannot continue
+def interrupted_run(tmp_path, at: int, **kw) -> Path:
+    """Train with checkpoints every step, interrupted in step ``at`` (the checkpoint is at step ``at``)."""
+    def interrupt(step, net):
+        if step == at:
+            raise KeyboardInterrupt
+
+    path = tmp_path / "run.pt"
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_gpt(), stream(), replace(CFG, checkpoint_every=1), checkpoint_path=path, callback=interrupt, **kw)
+    return path
+
+
+def test_resume_refuses_max_iters_below_the_checkpoints_step(tmp_path):
+    path = interrupted_run(tmp_path, 7)
+    m = tiny_gpt()
+    before = {k: v.clone() for k, v in m.state_dict().items()}
+    with pytest.raises(CheckpointError, match=r"at step 7, past max_iters=6: set max_iters >= 7"):
+        train(m, stream(), replace(CFG, checkpoint_every=1, max_iters=6), resume=path, accept_changes=("max_iters",))
+    for k, v in m.state_dict().items():  # a refused resume loads nothing
+        torch.testing.assert_close(v, before[k], atol=0, rtol=0)
+
+
+def test_resume_refuses_a_different_config_unless_told(tmp_path):
+    path = interrupted_run(tmp_path, 3)
+    changed = replace(CFG, checkpoint_every=1, lr=1e-3, batch_size=8, eval_interval=2)  # eval_interval: harmless
+    with pytest.raises(CheckpointError) as err:
+        train(tiny_gpt(), stream(), changed, resume=path)
+    msg = str(err.value)
+    assert "batch_size (checkpoint 4, now 8)" in msg and "lr (checkpoint 0.003, now 0.001)" in msg
+    assert "eval_interval" not in msg and "accept_changes=('batch_size', 'lr')" in msg
+    hist = train(tiny_gpt(), stream(), changed, resume=path, accept_changes=("batch_size", "lr"))
+    assert hist["step"] == list(range(10)) and hist["lr"][4] == pytest.approx(lr_at(4, changed))
+    with pytest.raises(ValueError, match="no TrainConfig field: learning_rate"):
+        train(tiny_gpt(), stream(), changed, resume=path, accept_changes=("learning_rate",))
+
+
+def test_resume_from_a_plain_save_checkpoint_file_is_a_clear_error(tmp_path):
+    m = tiny_gpt()
+    path = save_checkpoint(tmp_path / "plain.pt", model=m, optimizer=adamw(m, lr=1e-3), train_config=CFG, step=3)
+    with pytest.raises(CheckpointError, match=r"written by save_checkpoint\(\), not by train\(checkpoint_path=...\)"):
+        train(tiny_gpt(), stream(), CFG, resume=path)
+
+
+def test_resume_from_the_best_checkpoint_records_no_evaluation_twice(tmp_path):
+    full = train(tiny_gpt(), stream(), CFG)
+    best = tmp_path / "best.pt"
+
+    def interrupt(step, net):
+        if step == 7:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_gpt(), stream(), CFG, best_checkpoint_path=best, callback=interrupt)
+    assert load_checkpoint(best)["step"] == 5  # the evaluation at step 5 beat the one at step 0
+    resumed = train(tiny_gpt(), stream(), CFG, resume=best)
+    assert resumed["val_step"] == full["val_step"] == [0, 5, 10]
+    torch.testing.assert_close(resumed["val_loss"], full["val_loss"], atol=0, rtol=0)
+    torch.testing.assert_close(resumed["loss"], full["loss"], atol=0, rtol=0)
