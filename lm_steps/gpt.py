@@ -16,7 +16,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .losses import lm_loss
+from .losses import check_tokens, lm_loss
 from .utils import eval_mode
 
 __all__ = ["GPTConfig", "KVCache", "written_out_attention", "rope_tables", "apply_rope", "sinusoidal_positions",
@@ -91,10 +91,12 @@ class KVCache:
 
     ``k`` and ``v`` are (n_layer, B, n_kv_head, block_size, head_size); ``length`` positions
     are filled. Keys are stored as attention uses them (after the rotary rotation, with rotary
-    positions). The cache holds at most ``block_size`` positions: it is exact only while the whole
-    sequence fits in the block. Past the block every position of the window moves (absolute
-    positions change; with more than one layer, deeper keys also depend on tokens that have left
-    the window), so :func:`lm_steps.sample.generate` re-runs the window instead of reusing the cache.
+    positions). The cache holds at most ``block_size`` positions, and its keys and values equal
+    recomputation's while the whole sequence fits in the block. Past the block the window slides
+    and every token in it gets a new position, so the stored keys and values no longer match the
+    window's (with learned or sinusoidal positions all of them change; with rotary positions, every
+    layer after the first read tokens that have left the window): there
+    :func:`lm_steps.sample.generate` re-runs the window instead of reusing the cache.
 
     ``real`` is None while every cached position is a real token; after a call with padding
     (``attention_mask``) it is (B, block_size), True where the cached position is a real token.
@@ -195,18 +197,14 @@ class CausalSelfAttention(nn.Module):
             k = k.repeat_interleave(self.n_head // self.n_kv_head, dim=1)  # (B, nh, L, hs)
             v = v.repeat_interleave(self.n_head // self.n_kv_head, dim=1)  # (B, nh, L, hs)
         p = self.attn_dropout if self.training else 0.0
+        if attn_mask is None and 1 < T < L:  # new queries after cached keys: causal among the last T
+            attn_mask = torch.ones(T, L, dtype=torch.bool, device=x.device).tril(diagonal=L - T)  # (T, L)
         if self.written_out or self.keep_attention:
             y, att = written_out_attention(q, k, v, mask=attn_mask, dropout_p=p)
             self.attention = att.detach() if self.keep_attention else None
-        elif attn_mask is not None:
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=p)
-        elif L == T:
-            y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True)
-        elif T == 1:  # one new query sees every cached position
-            y = F.scaled_dot_product_attention(q, k, v, dropout_p=p)
-        else:
-            mask = torch.ones(T, L, dtype=torch.bool, device=x.device).tril(diagonal=L - T)  # (T, L)
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
+        else:  # no mask: causal when T == L; one new query (T == 1) sees every cached position
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=p,
+                                               is_causal=attn_mask is None and T == L)
         y = y.transpose(1, 2).reshape(B, T, C)  # (B, T, C): heads side by side
         return self.resid_dropout(self.c_proj(y))
 
@@ -340,6 +338,7 @@ class GPT(nn.Module):
         cache, the mask covers the new tokens of ``idx`` only (the cache remembers the earlier
         ones; new tokens without a mask are real).
         """
+        check_tokens(idx, self.config.vocab_size)
         B, T = idx.shape
         start = cache.length if cache is not None else 0
         if start + T > self.config.block_size:

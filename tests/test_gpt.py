@@ -164,3 +164,6 @@ def test_attention_mask_makes_a_padded_row_equal_its_prompt_alone(pos):
     torch.testing.assert_close(maps.sum(-1), torch.ones(2, 3, 4, 16), atol=1e-6, rtol=0)
     unmasked, _ = m(idx)
     torch.testing.assert_close(m(idx, attention_mask=torch.ones_like(mask))[0], unmasked, atol=0, rtol=0)
+    for block in m.transformer.h:  # the written-out attention takes the same mask
+        block.attn.written_out = True
+    torch.testing.assert_close(m(idx, attention_mask=mask)[0], full, atol=1e-5, rtol=1e-5)
