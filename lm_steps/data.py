@@ -272,7 +272,14 @@ def load_wikitext(config: str = "wikitext-2-v1", *, source: str = "auto", hub_ro
 
 
 def wikitext_splits(config: str = "wikitext-2-v1", **kw) -> dict[str, str]:
-    """Each WikiText split as one string: for local files, each file's exact text."""
+    """Each WikiText split as one string: for local files, each file's exact text.
+
+    ``wikitext-2-v1`` is read straight from its checksummed files (no ``datasets`` needed);
+    the raw variant and ``source="hub"`` go through :func:`load_wikitext`.
+    """
+    if config == "wikitext-2-v1" and kw.get("source", "auto") == "auto":
+        kw.pop("source", None)
+        return {split: path.read_text(encoding="utf-8") for split, path in fetch(config, **kw).items()}
     ds = load_wikitext(config, hub_rows=False, **kw)
     return {split: "".join(ds[split]["text"]) for split in ("train", "validation", "test")}
 

@@ -18,10 +18,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .config import Recipe
+from .config import Recipe, check_ints
 from .fixed_context import FixedContextLM
 from .layers import BatchNorm1d, Embedding, FlattenConsecutive, Linear, Sequential, Tanh
-from .losses import lm_loss
+from .losses import check_tokens, lm_loss
 
 __all__ = ["WaveNetConfig", "WaveNet", "WAVENET_CONFIGS", "WAVENET_RECIPES", "CausalConvWaveNet"]
 
@@ -37,9 +37,7 @@ class WaveNetConfig:
     n_hidden: int = 128
 
     def __post_init__(self):
-        for name in ("vocab_size", "block_size", "n_embd", "n_hidden"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
+        check_ints(self, ("vocab_size", "block_size", "n_embd", "n_hidden"), minimum=1)
         if self.block_size < 2 or self.block_size & (self.block_size - 1):
             raise ValueError(f"block_size must be a power of two >= 2 (pairs are fused level by level), "
                              f"got {self.block_size}")
@@ -91,6 +89,11 @@ class WaveNet(FixedContextLM):
         """Characters of context."""
         return self.cfg.block_size
 
+    @property
+    def vocab_size(self) -> int:
+        """Number of tokens."""
+        return self.cfg.vocab_size
+
     def predict(self, context: torch.Tensor) -> torch.Tensor:
         """Logits (N, V) after each context (N, block_size): (N, 8, d) -> (N, 4, h) -> (N, 2, h) -> (N, h) -> (N, V)."""
         return self.net(self.wte(context))
@@ -115,8 +118,14 @@ class CausalConvWaveNet(nn.Module):
         """Characters of context (the receptive field)."""
         return self.model.block_size
 
+    @property
+    def vocab_size(self) -> int:
+        """Number of tokens."""
+        return self.model.vocab_size
+
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):
         """Logits (B, T, V) for every position in one pass; loss if ``targets``."""
+        check_tokens(idx, self.model.vocab_size)
         x = self.model.wte(F.pad(idx, (self.block_size - 1, 0)))  # (B, T + block_size - 1, d)
         dilation = 1
         for layer in self.model.net:

@@ -63,7 +63,7 @@ def test_train_history_and_weight_decay_groups(data):
         x = torch.randint(V, (n, 8), generator=g)
         return x, x
 
-    train(model(), batch, replace(CFG, max_iters=2, grad_accum=2, eval_iters=1, label_smoothing=0.1))
+    train(model(), batch, replace(CFG, max_iters=2, warmup_iters=0, grad_accum=2, eval_iters=1, label_smoothing=0.1))
     assert calls.count(("train", 4)) == 2 * 2 + 2 and calls.count(("val", 4)) == 2  # + 2 evaluations
 
 
@@ -214,7 +214,7 @@ def test_adamw_fused_where_available_gives_the_default_update():
 
 
 def test_adamw_falls_back_where_torch_has_no_fused_kernel(monkeypatch):
-    from lm_steps import train as train_mod
+    from lm_steps.train import adamw
 
     real = torch.optim.AdamW
 
@@ -223,8 +223,8 @@ def test_adamw_falls_back_where_torch_has_no_fused_kernel(monkeypatch):
             raise RuntimeError("fused=True requires all the params to be on supported devices")
         return real(params, **kw)
 
-    monkeypatch.setattr(train_mod.torch.optim, "AdamW", no_fused)
-    opt = train_mod.adamw(_layer_with_grads(0)[0], lr=1e-3)
+    monkeypatch.setattr(torch.optim, "AdamW", no_fused)
+    opt = adamw(_layer_with_grads(0)[0], lr=1e-3)
     assert isinstance(opt, real) and not opt.defaults["fused"]
 
 
