@@ -22,7 +22,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .losses import IGNORE_INDEX, lm_loss
+from .losses import IGNORE_INDEX, check_tokens, lm_loss
 from .gpt import GPT, Block, GPTConfig, apply_rope, rope_tables
 
 __all__ = ["MLMConfig", "SelfAttention", "MaskedLM", "pad_batch", "mask_tokens", "text_lines"]
@@ -141,6 +141,11 @@ class MaskedLM(nn.Module):
         """The longest sequence the model reads."""
         return self.config.block_size
 
+    @property
+    def vocab_size(self) -> int:
+        """Number of token ids, [PAD] and [MASK] included."""
+        return self.config.vocab_size
+
     def init_weights(self, *, generator: torch.Generator | None = None) -> None:
         """The GPT's initialisation (:meth:`lm_steps.gpt.GPT.init_weights`): N(0, 0.02), residual
         projections N(0, 0.02 / sqrt(2 * n_layer)), LayerNorms 1 and 0."""
@@ -153,8 +158,7 @@ class MaskedLM(nn.Module):
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None,
                 attention_mask: torch.Tensor | None = None):
         """Logits (B, T, V) and, with ``targets``, the mean loss over the positions that count."""
-        if idx.dim() != 2:
-            raise ValueError(f"idx must be (B, T) token ids, got shape {tuple(idx.shape)}")
+        check_tokens(idx, self.config.vocab_size)
         B, T = idx.shape
         if T > self.config.block_size:
             raise ValueError(f"{T} positions exceed block_size={self.config.block_size}; "

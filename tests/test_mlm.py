@@ -186,6 +186,8 @@ def test_bad_input_errors():
         model(idx, torch.full((2, 5), IGNORE_INDEX))
     with pytest.raises(ValueError, match=r"\(B, T\)"):
         model(idx[0])
+    with pytest.raises(ValueError, match="token id 20 is outside"):
+        model(torch.tensor([[1, 20]]))
     with pytest.raises(ValueError, match="mask_prob"):
         mask_tokens(idx, None, CFG, mask_prob=1.5)
 
