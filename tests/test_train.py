@@ -246,3 +246,21 @@ def test_fit_adamw_decays_matrices_only():
             torch.testing.assert_close(after[0.5][name], p, atol=0, rtol=0, msg=name)
         else:  # matrices shrink by lr * weight_decay = 5%
             assert not torch.equal(after[0.5][name], p), name
+
+
+def test_label_smoothing_trains_on_the_smoothed_loss_and_evaluates_on_the_plain_one(data):
+    # the first step's logged loss is the smoothed cross-entropy of the first batch; evaluations stay plain NLL
+    from lm_steps.data import get_batch
+    from lm_steps.losses import lm_loss
+
+    cfg = replace(CFG, max_iters=1, warmup_iters=0)
+    m0, m1 = model(replace(MODEL, dropout=0.0)), model(replace(MODEL, dropout=0.0))
+    x, y = get_batch(data[0], cfg.batch_size, MODEL.block_size, generator=torch.Generator().manual_seed(cfg.seed))
+    with torch.no_grad():
+        logits, plain = m0(x, y)
+        smooth = lm_loss(logits, y, label_smoothing=0.1)
+    assert abs(smooth - plain) > 1e-4  # so the check below tells the two apart
+    hist = train(m1, data, replace(cfg, label_smoothing=0.1))
+    assert hist["loss"][0] == pytest.approx(smooth.item(), rel=1e-5)
+    plain_run = train(model(replace(MODEL, dropout=0.0)), data, cfg)
+    assert hist["val_loss"][0] == pytest.approx(plain_run["val_loss"][0], rel=1e-6)  # step-0 evaluation: same model, plain NLL
