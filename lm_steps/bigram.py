@@ -12,7 +12,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .losses import lm_loss
+from .losses import check_tokens, lm_loss
 
 __all__ = ["count_bigrams", "CountingBigram", "NeuralBigram"]
 
@@ -55,6 +55,7 @@ class CountingBigram(nn.Module):
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):
         """Logits (B, T, V) = log P[idx]; loss = mean NLL of ``targets`` if given."""
+        check_tokens(idx, self.vocab_size)
         logits = self.log_probs[idx]  # (B, T, V)
         return logits, None if targets is None else lm_loss(logits, targets)
 
@@ -77,5 +78,6 @@ class NeuralBigram(nn.Module):
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):
         """Logits (B, T, V) = W[idx] (row lookup, the same as one-hot times W); loss if ``targets``."""
+        check_tokens(idx, self.vocab_size)
         logits = F.embedding(idx, self.W)  # (B, T, V): row idx of W, i.e. one_hot(idx) @ W
         return logits, None if targets is None else lm_loss(logits, targets)

@@ -16,7 +16,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .losses import lm_loss
+from .losses import check_tokens, lm_loss
 from .utils import eval_mode
 
 __all__ = ["GPTConfig", "KVCache", "written_out_attention", "rope_tables", "apply_rope", "sinusoidal_positions",
@@ -197,18 +197,14 @@ class CausalSelfAttention(nn.Module):
             k = k.repeat_interleave(self.n_head // self.n_kv_head, dim=1)  # (B, nh, L, hs)
             v = v.repeat_interleave(self.n_head // self.n_kv_head, dim=1)  # (B, nh, L, hs)
         p = self.attn_dropout if self.training else 0.0
+        if attn_mask is None and 1 < T < L:  # new queries after cached keys: causal among the last T
+            attn_mask = torch.ones(T, L, dtype=torch.bool, device=x.device).tril(diagonal=L - T)  # (T, L)
         if self.written_out or self.keep_attention:
             y, att = written_out_attention(q, k, v, mask=attn_mask, dropout_p=p)
             self.attention = att.detach() if self.keep_attention else None
-        elif attn_mask is not None:
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=p)
-        elif L == T:
-            y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True)
-        elif T == 1:  # one new query sees every cached position
-            y = F.scaled_dot_product_attention(q, k, v, dropout_p=p)
-        else:
-            mask = torch.ones(T, L, dtype=torch.bool, device=x.device).tril(diagonal=L - T)  # (T, L)
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
+        else:  # no mask: causal when T == L; one new query (T == 1) sees every cached position
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=p,
+                                               is_causal=attn_mask is None and T == L)
         y = y.transpose(1, 2).reshape(B, T, C)  # (B, T, C): heads side by side
         return self.resid_dropout(self.c_proj(y))
 
@@ -342,6 +338,7 @@ class GPT(nn.Module):
         cache, the mask covers the new tokens of ``idx`` only (the cache remembers the earlier
         ones; new tokens without a mask are real).
         """
+        check_tokens(idx, self.config.vocab_size)
         B, T = idx.shape
         start = cache.length if cache is not None else 0
         if start + T > self.config.block_size:

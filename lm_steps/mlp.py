@@ -15,13 +15,13 @@ from dataclasses import dataclass
 
 import torch
 
-from .config import Recipe
+from .config import Recipe, check_ints
 from .fixed_context import FixedContextLM
 from .layers import BatchNorm1d, Embedding, Linear, Sequential, Tanh
 
 __all__ = ["MLPConfig", "MLP", "MLP_CONFIGS", "INITS", "TANH_GAIN", "MLP_RECIPES"]
 
-TANH_GAIN = 5 / 3  # Kaiming et al.'s gain for tanh
+TANH_GAIN = 5 / 3  # PyTorch's gain for tanh, torch.nn.init.calculate_gain("tanh")
 INITS = ("naive", "scaled_output", "kaiming")
 
 
@@ -42,9 +42,9 @@ class MLPConfig:
     init: str = "kaiming"
 
     def __post_init__(self):
-        for name in ("vocab_size", "block_size", "n_embd", "n_hidden", "n_layers"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
+        check_ints(self, ("vocab_size", "block_size", "n_embd", "n_hidden", "n_layers"), minimum=1)
+        if not isinstance(self.batchnorm, bool):
+            raise ValueError(f"batchnorm must be True or False, got {self.batchnorm!r}")
         if self.init not in INITS:
             raise ValueError(f"init must be one of {INITS}, got {self.init!r}")
 
@@ -80,6 +80,11 @@ class MLP(FixedContextLM):
     def block_size(self) -> int:
         """Characters of context."""
         return self.cfg.block_size
+
+    @property
+    def vocab_size(self) -> int:
+        """Number of tokens."""
+        return self.cfg.vocab_size
 
     @torch.no_grad()
     def init_weights(self, generator: torch.Generator | None = None) -> None:

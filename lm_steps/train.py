@@ -18,7 +18,7 @@ import torch.distributed as dist
 from tqdm.auto import tqdm
 
 from .checkpoint import CheckpointError, check_model_config, load_checkpoint, restore_model, save_checkpoint
-from .config import SCHEDULES, Recipe, TrainConfig, lr_at
+from .config import OPTIMIZERS, SCHEDULES, Recipe, TrainConfig, lr_at
 from .data import get_batch
 from .evaluate import evaluate
 from .fixed_context import FixedContextLM, LastPosition
@@ -46,6 +46,8 @@ def fit(model: torch.nn.Module, X: torch.Tensor, Y: torch.Tensor, *, steps: int,
     """
     if steps < 0:
         raise ValueError(f"steps must be >= 0, got {steps}")
+    if not weight_decay >= 0:
+        raise ValueError(f"weight_decay must be >= 0 (0 turns it off), got {weight_decay}")
     if batch_size is not None and batch_size < 1:
         raise ValueError(f"batch_size must be >= 1 (or None for the whole set every step), got {batch_size}")
     if len(X) == 0 or len(X) != len(Y):
@@ -60,7 +62,7 @@ def fit(model: torch.nn.Module, X: torch.Tensor, Y: torch.Tensor, *, steps: int,
     elif optimizer == "adamw":
         opt = adamw(model, lr=lr_of(0), betas=(0.9, 0.999), weight_decay=weight_decay)
     else:
-        raise ValueError(f"optimizer must be 'sgd', 'adam' or 'adamw', got {optimizer!r}")
+        raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
     history = {"step": [], "loss": [], "lr": [], "val_step": [], "val_loss": []}
     bar = tqdm(total=steps, desc="train") if progress else None
     model.train()

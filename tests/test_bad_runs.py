@@ -18,14 +18,16 @@ import pytest
 import torch
 
 from lm_steps import data, results
+from lm_steps.bigram import CountingBigram, NeuralBigram
 from lm_steps.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from lm_steps.config import TrainConfig, lr_at
+from lm_steps.config import Recipe, TrainConfig, lr_at
 from lm_steps.data import DataFile
 from lm_steps.fixed_context import LastPosition
 from lm_steps.gpt import GPT, GPTConfig
 from lm_steps.mlp import MLP, MLPConfig
 from lm_steps.train import adamw, fit, train
 from lm_steps.utils import atomic_write
+from lm_steps.wavenet import CausalConvWaveNet, WaveNet, WaveNetConfig
 
 REPO = Path(__file__).resolve().parent.parent
 TINY = GPTConfig(vocab_size=20, block_size=8, n_layer=1, n_head=2, n_embd=16)
@@ -307,3 +309,74 @@ def test_resume_from_the_best_checkpoint_records_no_evaluation_twice(tmp_path):
     assert resumed["val_step"] == full["val_step"] == [0, 5, 10]
     torch.testing.assert_close(resumed["val_loss"], full["val_loss"], atol=0, rtol=0)
     torch.testing.assert_close(resumed["loss"], full["loss"], atol=0, rtol=0)
+
+
+# ----------------------------------------------------------------------------- §4 every config field validated
+@pytest.mark.parametrize("cls, kw, message", [
+    (TrainConfig, dict(grad_clip=-1.0), "grad_clip must be >= 0"),
+    (TrainConfig, dict(grad_clip=float("nan")), "grad_clip must be >= 0"),
+    (TrainConfig, dict(weight_decay=-0.1), "weight_decay must be >= 0"),
+    (TrainConfig, dict(lr_decay_iters=-5), "lr_decay_iters must be an integer >= 0"),
+    (TrainConfig, dict(lr=0.0, min_lr=0.0), "lr must be a positive number"),
+    (TrainConfig, dict(lr=float("nan")), "lr must be a positive number"),
+    (TrainConfig, dict(beta2=1.0), "beta2 must be in"),
+    (TrainConfig, dict(max_iters=1e4), "max_iters must be an integer >= 0, got 10000.0"),
+    (TrainConfig, dict(batch_size=0), "batch_size must be an integer >= 1"),
+    (TrainConfig, dict(seed=-1), "seed must be an integer >= 0"),
+    (Recipe, dict(steps=10, batch_size=4, optimizer="lion"), "optimizer must be one of"),
+    (Recipe, dict(steps=10, batch_size=4, lr=-0.1), "lr must be a positive number"),
+    (Recipe, dict(steps=10, batch_size=4, warmup=-1), "warmup must be an integer >= 0"),
+    (Recipe, dict(steps=10, batch_size=4, warmup=2), "applies to the cosine schedule only"),
+    (Recipe, dict(steps=10.5, batch_size=4), "steps must be an integer"),
+    (MLPConfig, dict(n_embd=2.5), "n_embd must be an integer >= 1"),
+    (MLPConfig, dict(batchnorm="yes"), "batchnorm must be True or False"),
+    (WaveNetConfig, dict(n_hidden=0), "n_hidden must be an integer >= 1"),
+    (WaveNetConfig, dict(vocab_size=27.0), "vocab_size must be an integer >= 1"),
+])
+def test_config_values_that_make_no_sense_are_refused(cls, kw, message):
+    with pytest.raises(ValueError, match=message.replace("(", r"\(")):
+        cls(**kw)
+
+
+def test_warmup_past_the_end_warns():
+    with pytest.warns(UserWarning, match="warmup_iters=200 > max_iters=100: the learning rate never reaches"):
+        TrainConfig(max_iters=100, warmup_iters=200)
+    with pytest.warns(UserWarning, match="warmup=20 > steps=10"):
+        Recipe(steps=10, batch_size=4, schedule="cosine", warmup=20)
+
+
+def test_fit_refuses_negative_weight_decay():
+    X, Y = torch.zeros(8, 3, dtype=torch.long), torch.zeros(8, dtype=torch.long)
+    with pytest.raises(ValueError, match="weight_decay must be >= 0"):
+        fit(LastPosition(MLP(MLPConfig())), X, Y, steps=1, lr=0.1, weight_decay=-1.0)
+
+
+# ----------------------------------------------------------------------------- §6 token ids a model cannot read
+def every_model():
+    g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    wavenet = WaveNet(WaveNetConfig(n_embd=4, n_hidden=8), generator=g())
+    mlp = MLP(MLPConfig(n_embd=4, n_hidden=8), generator=g())
+    return {
+        "CountingBigram": CountingBigram(torch.ones(27, 27)),
+        "NeuralBigram": NeuralBigram(27, generator=g()),
+        "MLP": mlp,
+        "LastPosition": LastPosition(mlp),
+        "WaveNet": wavenet,
+        "CausalConvWaveNet": CausalConvWaveNet(wavenet),
+        "GPT": tiny_gpt(replace(TINY, vocab_size=27)),
+    }
+
+
+@pytest.mark.parametrize("name", list(every_model()))
+@pytest.mark.parametrize("idx, message", [
+    (torch.tensor([[1, 2, 27]]), r"token id 27 is outside the vocabulary: ids must be in \[0, 27\) \(vocab_size=27\)"),
+    (torch.tensor([[3, -1, 2]]), r"token id -1 is outside the vocabulary: ids must be in \[0, 27\)"),
+    (torch.tensor([[1.0, 2.0]]), r"idx must hold integer token ids \(torch.long\), got dtype torch.float32"),
+    (torch.tensor([1, 2, 3]), r"idx must be \(B, T\).*got shape \(3,\); add a batch dimension with idx\[None\]"),
+])
+def test_every_model_names_a_bad_token_id(name, idx, message):
+    model = every_model()[name]
+    with pytest.raises(ValueError, match=message):
+        model(idx)
+    logits, _ = model(torch.tensor([[0, 5, 26]]))  # the edges of the vocabulary are fine
+    assert logits.shape[-1] == 27 and torch.isfinite(logits).all()

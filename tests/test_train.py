@@ -63,7 +63,7 @@ def test_train_history_and_weight_decay_groups(data):
         x = torch.randint(V, (n, 8), generator=g)
         return x, x
 
-    train(model(), batch, replace(CFG, max_iters=2, grad_accum=2, eval_iters=1, label_smoothing=0.1))
+    train(model(), batch, replace(CFG, max_iters=2, warmup_iters=0, grad_accum=2, eval_iters=1, label_smoothing=0.1))
     assert calls.count(("train", 4)) == 2 * 2 + 2 and calls.count(("val", 4)) == 2  # + 2 evaluations
 
 
