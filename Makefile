@@ -54,6 +54,8 @@ NEEDS_03b := names
 NEEDS_04  := names
 NEEDS_05  := tinyshakespeare
 NEEDS_06  := wikitext-2-v1 tiktoken
+NEEDS_07  := tinyshakespeare
+NEEDS_08  := tinyshakespeare
 ALL_DATA  := names tinyshakespeare wikitext-2-v1 tiktoken
 NEEDS := $(sort $(foreach nb,$(NOTEBOOKS),$(or $(NEEDS_$(firstword $(subst _, ,$(notdir $(nb))))),$(ALL_DATA))))
 
