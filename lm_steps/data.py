@@ -124,8 +124,8 @@ def _download(spec: DataFile, dest: Path, progress: bool) -> None:
     def unavailable(err: Exception) -> DataUnavailableError:
         return DataUnavailableError(
             f"cannot download {spec.url} ({type(err).__name__}: {err}). With no network, put a copy of the file at "
-            f"$LM_STEPS_DATA/{spec.path} (set LM_STEPS_DATA to a folder of pre-downloaded copies) "
-            f"or at {dest}."
+            f"$LM_STEPS_DATA/{spec.path} (set LM_STEPS_DATA to a folder of pre-downloaded copies; "
+            f"`make data DATA_DIR=folder` builds one on a machine with network) or at {dest}."
         )
 
     try:
@@ -177,7 +177,11 @@ def fetch(name: str, *, cache_dir: str | os.PathLike | None = None,
     if source_dir is None and os.environ.get("LM_STEPS_DATA"):
         source_dir = os.environ["LM_STEPS_DATA"]
     source = Path(source_dir).expanduser() if source_dir is not None else None
-    return {key: _fetch_file(spec, cache, source, progress) for key, spec in DATASETS[name].items()}
+    __tracebackhide__ = True  # noqa: F841  (IPython and pytest show the message, not the frames below)
+    try:
+        return {key: _fetch_file(spec, cache, source, progress) for key, spec in DATASETS[name].items()}
+    except DataError as err:  # its message names the file and the fix; the urllib chain below it would bury that
+        raise err.with_traceback(None) from None
 
 
 # ----------------------------------------------------------------------------- names
@@ -289,12 +293,30 @@ def _main(argv: Sequence[str] | None = None) -> None:
 
     parser = argparse.ArgumentParser(prog="python -m lm_steps.data", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
-    p = sub.add_parser("fetch", help="fetch and verify datasets")
-    p.add_argument("names", nargs="+", choices=list(DATASETS))
+    p = sub.add_parser("fetch", help="fetch and verify datasets (and tiktoken's GPT-2/GPT-4 files)")
+    p.add_argument("names", nargs="+", choices=list(DATASETS) + ["tiktoken"])
+    p.add_argument("--to", metavar="DIR", help="fetch into DIR (an LM_STEPS_DATA folder for offline machines, "
+                   "with tiktoken's files in DIR/tiktoken) instead of the cache")
     args = parser.parse_args(argv)
-    for name in args.names:
-        for key, path in fetch(name).items():
-            print(f"{name}:{key} -> {path}")
+    if args.to and "tiktoken" in args.names:
+        os.environ["TIKTOKEN_CACHE_DIR"] = str(Path(args.to, "tiktoken").expanduser().resolve())
+    try:
+        for name in args.names:
+            if name == "tiktoken":
+                from .tokenizers import pretrained_encoding
+
+                for enc in ("r50k_base", "cl100k_base"):
+                    pretrained_encoding(enc)
+                    where = os.environ.get("TIKTOKEN_CACHE_DIR") or "a temporary folder (set TIKTOKEN_CACHE_DIR to keep it)"
+                    print(f"tiktoken:{enc} -> {where}")
+                continue
+            for key, path in fetch(name, cache_dir=args.to).items():
+                print(f"{name}:{key} -> {path}")
+    except (DataError, RuntimeError) as err:
+        raise SystemExit(f"python -m lm_steps.data: error: {err}") from None
+    if args.to:
+        print(f"offline, use it with LM_STEPS_DATA={Path(args.to).expanduser().resolve()}"
+              + (f" TIKTOKEN_CACHE_DIR={os.environ['TIKTOKEN_CACHE_DIR']}" if "tiktoken" in args.names else ""))
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from .layers import BatchNorm1d, Embedding, Linear, Sequential, Tanh
 
 __all__ = ["MLPConfig", "MLP", "MLP_CONFIGS", "INITS", "TANH_GAIN", "MLP_RECIPES"]
 
-TANH_GAIN = 5 / 3  # Kaiming et al.'s gain for tanh
+TANH_GAIN = 5 / 3  # PyTorch's gain for tanh, torch.nn.init.calculate_gain("tanh")
 INITS = ("naive", "scaled_output", "kaiming")
 
 

@@ -410,9 +410,10 @@ def pretrained_encoding(name: str):
         return tiktoken.get_encoding(name)
     except Exception as err:  # tiktoken raises requests/OS errors from deep inside
         cache = os.environ.get("TIKTOKEN_CACHE_DIR") or os.environ.get("DATA_GYM_CACHE_DIR")
+        reason = " ".join(str(err).split())[:160]
         raise RuntimeError(
-            f"tiktoken could not load {name!r} ({type(err).__name__}: {err}). It downloads the rank file "
-            f"once and caches it in TIKTOKEN_CACHE_DIR (now {cache or 'unset: a temporary folder'}). "
-            f"Without a network, set TIKTOKEN_CACHE_DIR to a folder that holds the cached file "
-            f"(this project's shared data has one: data/tiktoken)."
-        ) from err
+            f"tiktoken could not load {name!r} ({type(err).__name__}: {reason}). It downloads its file once into "
+            f"TIKTOKEN_CACHE_DIR ({'now ' + cache if cache else 'unset: a temporary folder'}). Without a network: "
+            f"on a machine with one, run `python -m lm_steps.data fetch tiktoken --to DIR` (or `make data "
+            f"DATA_DIR=DIR`), copy DIR here and set TIKTOKEN_CACHE_DIR=DIR/tiktoken."
+        ) from None
