@@ -495,3 +495,30 @@ def test_save_checkpoint_refuses_a_tokenizer_object_it_could_not_load_back(tmp_p
     assert not list(tmp_path.iterdir())  # nothing written
     save_checkpoint(tmp_path / "c.pt", model=tiny_gpt(), tokenizer=_chars().to_dict())
     assert load_checkpoint(tmp_path / "c.pt")["tokenizer"] == _chars().to_dict()
+
+
+def test_fit_takes_a_schedule_of_one_element_tensors():
+    lrs = torch.logspace(-3, -1, 3)  # notebook 03's learning-rate range test steps through such a tensor
+    history = _fit(lr=lambda s: lrs[s])
+    assert history["lr"] == [lrs[0], lrs[1], lrs[2]]
+    with pytest.raises(ValueError, match=r"got tensor\(nan\) at step 0"):
+        _fit(lr=lambda s: torch.tensor(float("nan")))
+
+
+@pytest.mark.parametrize("counts, message", [
+    (-torch.ones(3, 3), "counts must be finite and >= 0 .*from -1.0 to -1.0"),
+    (torch.full((3, 3), float("nan")), "counts must be finite and >= 0"),
+])
+def test_counting_bigram_refuses_counts_that_are_no_counts(counts, message):
+    with pytest.raises(ValueError, match=message):
+        CountingBigram(counts)
+
+
+def test_train_by_hand_refuses_a_nan_learning_rate_before_touching_the_weights():
+    from lm_steps.backprop import train_by_hand
+
+    model = MLP(MLPConfig(vocab_size=20, n_embd=4, n_hidden=8), generator=torch.Generator().manual_seed(0))
+    before = [p.clone() for p in model.parameters()]
+    with pytest.raises(ValueError, match="lr must be a finite number >= 0 .*got nan at step 0"):
+        train_by_hand(model, X3, Y3, steps=2, lr=float("nan"), batch_size=4)
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
