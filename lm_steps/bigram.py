@@ -12,7 +12,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .losses import lm_loss
+from .data import boundary_id
+from .losses import check_tokens, lm_loss
 
 __all__ = ["count_bigrams", "CountingBigram", "NeuralBigram"]
 
@@ -20,7 +21,7 @@ __all__ = ["count_bigrams", "CountingBigram", "NeuralBigram"]
 def count_bigrams(words: Sequence[str], tokenizer, *, boundary: str = ".") -> torch.Tensor:
     """Count every bigram of ``words`` framed by ``boundary``: an int64 (V, V) table N[prev, next]."""
     V = tokenizer.vocab_size
-    b = tokenizer.encode(boundary)
+    b = [boundary_id(tokenizer, boundary)]
     N = torch.zeros(V * V, dtype=torch.long)
     for w in words:
         ids = torch.tensor(b + tokenizer.encode(w) + b)
@@ -55,6 +56,7 @@ class CountingBigram(nn.Module):
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):
         """Logits (B, T, V) = log P[idx]; loss = mean NLL of ``targets`` if given."""
+        check_tokens(idx, self.vocab_size)
         logits = self.log_probs[idx]  # (B, T, V)
         return logits, None if targets is None else lm_loss(logits, targets)
 
@@ -77,5 +79,6 @@ class NeuralBigram(nn.Module):
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):
         """Logits (B, T, V) = W[idx] (row lookup, the same as one-hot times W); loss if ``targets``."""
+        check_tokens(idx, self.vocab_size)
         logits = F.embedding(idx, self.W)  # (B, T, V): row idx of W, i.e. one_hot(idx) @ W
         return logits, None if targets is None else lm_loss(logits, targets)

@@ -7,12 +7,23 @@ this module is plain data, so stage modules can name their recipes without impor
 from __future__ import annotations
 
 import math
+import numbers
+import warnings
 from dataclasses import dataclass
 from functools import cached_property
 
-__all__ = ["SCHEDULES", "TrainConfig", "lr_at", "Recipe"]
+__all__ = ["SCHEDULES", "OPTIMIZERS", "TrainConfig", "lr_at", "Recipe", "check_ints"]
 
 SCHEDULES = ("cosine", "inverse_sqrt", "constant")
+OPTIMIZERS = ("sgd", "adam", "adamw")  # what lm_steps.train.fit builds
+
+
+def check_ints(cfg, names, *, minimum: int, extra: str = "") -> None:
+    """Raise ValueError naming the first field of ``cfg`` in ``names`` that is not an integer >= ``minimum``."""
+    for name in names:
+        value = getattr(cfg, name)
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+            raise ValueError(f"{name} must be an integer >= {minimum}{extra}, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -47,20 +58,37 @@ class TrainConfig:
     seed: int = 1337
 
     def __post_init__(self):
-        for name in ("max_iters", "warmup_iters", "eval_iters", "checkpoint_every"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        for name in ("batch_size", "grad_accum", "eval_interval"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        check_ints(self, ("max_iters", "warmup_iters", "eval_iters", "checkpoint_every"), minimum=0)
+        check_ints(self, ("batch_size", "grad_accum", "eval_interval"), minimum=1)
+        check_ints(self, ("seed",), minimum=0)
+        if self.lr_decay_iters is not None:
+            check_ints(self, ("lr_decay_iters",), minimum=0, extra=" (or None: decay until max_iters)")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        if not 0 < self.lr < math.inf:
+            raise ValueError(f"lr must be a positive number, got {self.lr}")
         if not 0 <= self.min_lr <= self.lr:
-            raise ValueError(f"need 0 <= min_lr <= lr, got min_lr={self.min_lr}, lr={self.lr}")
+            raise ValueError(f"need 0 <= min_lr <= lr, got min_lr={self.min_lr}, lr={self.lr}: lower min_lr")
+        if not 0 <= self.weight_decay < math.inf:
+            raise ValueError(f"weight_decay must be >= 0 (0 turns it off), got {self.weight_decay}; a negative "
+                             f"value would push the weights away from zero")
+        for name in ("beta1", "beta2"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ValueError(f"{name} must be in [0, 1) (Adam's moving-average factor), got {getattr(self, name)}")
+        if not self.grad_clip >= 0:
+            raise ValueError(f"grad_clip must be >= 0 (the largest gradient norm; 0 turns clipping off), got "
+                             f"{self.grad_clip}; a negative value would turn every step uphill")
         if not 0 <= self.label_smoothing < 1:
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
         if self.dtype not in ("auto", "float32", "bfloat16"):
             raise ValueError(f"dtype must be 'auto', 'float32' or 'bfloat16', got {self.dtype!r}")
+        if self.warmup_iters > self.max_iters:
+            warnings.warn(f"warmup_iters={self.warmup_iters} > max_iters={self.max_iters}: the learning rate never "
+                          f"reaches lr={self.lr}; lower warmup_iters (or raise max_iters)", stacklevel=3)
+        decay = self.lr_decay_iters
+        if self.schedule == "cosine" and decay is not None and decay < self.warmup_iters:
+            warnings.warn(f"lr_decay_iters={decay} < warmup_iters={self.warmup_iters}: the learning rate drops from "
+                          f"lr to min_lr right after the warmup; raise lr_decay_iters", stacklevel=3)
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -103,18 +131,26 @@ class Recipe:
     weight_decay: float = 0.0
 
     def __post_init__(self):
-        if self.steps < 0 or self.batch_size < 1:
-            raise ValueError(f"need steps >= 0 and batch_size >= 1, got {self.steps} and {self.batch_size}")
+        check_ints(self, ("steps", "warmup"), minimum=0)
+        check_ints(self, ("batch_size",), minimum=1)
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         if self.schedule not in ("step", "cosine"):
             raise ValueError(f"schedule must be 'step' or 'cosine', got {self.schedule!r}")
+        if not 0 < self.lr < math.inf:
+            raise ValueError(f"lr must be a positive number, got {self.lr}")
         if not 0 < self.final_lr <= self.lr:
-            raise ValueError(f"need 0 < final_lr <= lr, got final_lr={self.final_lr}, lr={self.lr}")
+            raise ValueError(f"need 0 < final_lr <= lr, got final_lr={self.final_lr}, lr={self.lr}: lower final_lr")
         if not 0 <= self.decay_at <= 1:
             raise ValueError(f"decay_at is a fraction of the steps in [0, 1], got {self.decay_at}")
-        if self.warmup < 0:
-            raise ValueError(f"warmup must be >= 0, got {self.warmup}")
-        if self.weight_decay < 0:
-            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
+        if not 0 <= self.weight_decay < math.inf:
+            raise ValueError(f"weight_decay must be >= 0 (0 turns it off), got {self.weight_decay}")
+        if self.schedule == "step" and self.warmup:
+            raise ValueError(f"warmup={self.warmup} applies to the cosine schedule only; set schedule='cosine' "
+                             f"or warmup=0")
+        if self.warmup > self.steps:
+            warnings.warn(f"warmup={self.warmup} > steps={self.steps}: the learning rate never reaches lr={self.lr}; "
+                          f"lower warmup (or raise steps)", stacklevel=3)
 
     @cached_property
     def schedule_config(self) -> TrainConfig:

@@ -5,6 +5,9 @@
 - :func:`param_stats` summarises each weight matrix's gradient, with its gradient-to-data ratio.
 - :class:`UpdateRatioTracker`, a ``fit`` callback, logs log10(std(update) / std(weight)) per
   weight matrix at every step; about -3 (updates a thousandth of the weights) is a healthy rate.
+- :class:`TrainingHealth`, a ``train``/``fit`` callback for deep models (the GPT): per watched layer the
+  std of its output and of the gradient flowing into it, per weight matrix the gradient-to-data and
+  update-to-data ratios, at every training step.
 - :func:`cosine_similarity` and :func:`vowels_first` for looking at learned character embeddings.
 
 Plots of all of these live in :mod:`lm_steps.plots`.
@@ -22,7 +25,7 @@ import torch.nn as nn
 from .layers import Tanh
 
 __all__ = ["saturation", "dead_units", "LayerStats", "layer_stats", "param_stats", "UpdateRatioTracker",
-           "cosine_similarity", "vowels_first"]
+           "TrainingHealth", "cosine_similarity", "vowels_first"]
 
 
 def saturation(h: torch.Tensor, threshold: float = 0.99) -> float:
@@ -136,6 +139,96 @@ class UpdateRatioTracker:
     def ratios(self) -> np.ndarray:
         """(steps, n_weights) log10 update-to-data ratios."""
         return np.asarray(self._rows, dtype=float).reshape(len(self._rows), len(self.names))
+
+
+class TrainingHealth:
+    """A ``train``/``fit`` callback that records how healthy training is, at every step.
+
+    For each module named in ``layers`` (e.g. a GPT's blocks ``transformer.h.0``, ...): the std
+    of its output (``act_std``) and the std of the gradient of the loss with respect to that
+    output (``act_grad_std``), over the training forward passes of the step (mean over
+    micro-batches with gradient accumulation; evaluation passes without gradients are ignored).
+    For each weight matrix (``names``, as :class:`UpdateRatioTracker`): log10(std(grad) /
+    std(weight)) of the step's accumulated gradient before clipping (``grad_ratios``) and
+    log10(std(update) / std(weight)) of the update the optimizer made (``update_ratios``).
+    Each is a (steps, n) array. Create it just before training; call :meth:`remove` afterwards
+    to take its hooks off the model.
+    """
+
+    def __init__(self, model: nn.Module, layers: Sequence[str], *, min_dim: int = 2):
+        modules = dict(model.named_modules())
+        missing = [n for n in layers if n not in modules]
+        if missing:
+            raise ValueError(f"no submodules named {missing} in {type(model).__name__}; "
+                             f"pick names from model.named_modules(), e.g. {list(modules)[1:4]}")
+        if not layers:
+            raise ValueError("layers is empty; name at least one submodule to watch")
+        self.layers = list(layers)
+        self._updates = UpdateRatioTracker(model, min_dim=min_dim)
+        self.names = self._updates.names
+        self._act: list[list[float]] = [[] for _ in self.layers]  # this step's values, one list per layer
+        self._act_grad: list[list[float]] = [[] for _ in self.layers]
+        self._grad: list[float] = [math.nan] * len(self.names)
+        self._rows: dict[str, list[list[float]]] = {"act_std": [], "act_grad_std": [], "grad_ratios": []}
+        self._handles = [modules[n].register_forward_hook(self._forward_hook(i)) for i, n in enumerate(self.layers)]
+        self._handles += [p.register_post_accumulate_grad_hook(self._grad_hook(j))
+                          for j, p in enumerate(self._updates._params)]
+
+    def _forward_hook(self, i: int):
+        def hook(module, _inputs, output):
+            if not (module.training and torch.is_grad_enabled() and isinstance(output, torch.Tensor)):
+                return
+            self._act[i].append(output.detach().float().std().item())
+            if output.requires_grad:
+                output.register_hook(lambda grad: self._act_grad[i].append(grad.detach().float().std().item()))
+        return hook
+
+    def _grad_hook(self, j: int):
+        def hook(p):  # runs after each backward's accumulation: the last call sees the step's whole gradient
+            self._grad[j] = math.log10(max(p.grad.detach().float().std().item(), 1e-30) / p.detach().float().std().item())
+        return hook
+
+    @torch.no_grad()
+    def __call__(self, step: int, model: nn.Module | None = None) -> None:
+        """Close the step the optimizer just finished: store its row of every statistic."""
+        mean = lambda xs: sum(xs) / len(xs) if xs else math.nan  # noqa: E731
+        self._rows["act_std"].append([mean(a) for a in self._act])
+        self._rows["act_grad_std"].append([mean(a) for a in self._act_grad])
+        self._rows["grad_ratios"].append(list(self._grad))
+        self._act = [[] for _ in self.layers]
+        self._act_grad = [[] for _ in self.layers]
+        self._grad = [math.nan] * len(self.names)
+        self._updates(step, model)
+
+    def _array(self, key: str, width: int) -> np.ndarray:
+        rows = self._rows[key]
+        return np.asarray(rows, dtype=float).reshape(len(rows), width)
+
+    @property
+    def act_std(self) -> np.ndarray:
+        """(steps, n_layers) std of each watched layer's output."""
+        return self._array("act_std", len(self.layers))
+
+    @property
+    def act_grad_std(self) -> np.ndarray:
+        """(steps, n_layers) std of the loss's gradient with respect to each watched layer's output."""
+        return self._array("act_grad_std", len(self.layers))
+
+    @property
+    def grad_ratios(self) -> np.ndarray:
+        """(steps, n_weights) log10(std(grad) / std(weight)), before clipping."""
+        return self._array("grad_ratios", len(self.names))
+
+    @property
+    def update_ratios(self) -> np.ndarray:
+        """(steps, n_weights) log10(std(update) / std(weight))."""
+        return self._updates.ratios
+
+    def remove(self) -> None:
+        """Take the hooks off the model (the recorded statistics stay)."""
+        for h in self._handles:
+            h.remove()
+        self._handles = []
 
 
 def cosine_similarity(weight: torch.Tensor) -> torch.Tensor:

@@ -39,6 +39,10 @@ def evaluate(model: torch.nn.Module, X: torch.Tensor, Y: torch.Tensor, *, batch_
     ``bits_per_char`` (``bits_per_token / chars_per_token``) and ``n_tokens``.
     The model's train/eval mode is restored afterwards.
     """
+    if len(X) == 0 or len(X) != len(Y):
+        raise ValueError(f"need as many examples in X as targets in Y, at least one; got {len(X)} and {len(Y)}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     device = _device_of(model) if device is None else device
     total, count = 0.0, 0
     with eval_mode(model):
@@ -47,6 +51,8 @@ def evaluate(model: torch.nn.Module, X: torch.Tensor, Y: torch.Tensor, *, batch_
             logits, _ = model(xb)
             total += lm_loss(logits, yb, reduction="sum").item()
             count += int((yb != IGNORE_INDEX).sum())
+    if count == 0:
+        raise ValueError(f"every target in Y is the ignore index {IGNORE_INDEX}: there is nothing to score")
     out = nll_metrics(total, count)
     out["bits_per_char"] = out["bits_per_token"] / chars_per_token
     return out
@@ -104,7 +110,9 @@ def nll_metrics(total_nll: float, n_tokens: int, *, n_bytes: int | None = None, 
     """Figures from a total NLL in nats: ``loss`` (nats/token), ``ppl``, ``bits_per_token``,
     ``n_tokens``, and when given, ``bits_per_byte`` (total bits / UTF-8 bytes of the scored text)
     and ``word_ppl`` (``exp(total / n_words)``, comparable across tokenizers)."""
-    loss = total_nll / max(n_tokens, 1)
+    if n_tokens < 1:
+        raise ValueError(f"n_tokens must be >= 1 (a loss per token needs a token), got {n_tokens}")
+    loss = total_nll / n_tokens
     out = {"loss": loss, "ppl": math.exp(loss), "bits_per_token": loss / math.log(2), "n_tokens": n_tokens,
            "total_nll": total_nll}
     if n_bytes:

@@ -13,7 +13,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .losses import lm_loss
+from .losses import check_tokens, lm_loss
 
 __all__ = ["context_windows", "FixedContextLM", "LastPosition"]
 
@@ -38,6 +38,7 @@ class FixedContextLM(nn.Module):
     """
 
     block_size: int
+    vocab_size: int
 
     def predict(self, context: torch.Tensor) -> torch.Tensor:
         """Logits (N, V) of the next token after each context (N, block_size)."""
@@ -45,6 +46,7 @@ class FixedContextLM(nn.Module):
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):
         """Logits (B, T, V) for every position; loss as :func:`lm_steps.losses.lm_loss` if ``targets``."""
+        check_tokens(idx, self.vocab_size)
         B, T = idx.shape
         windows = context_windows(idx, self.block_size)  # (B, T, block_size)
         logits = self.predict(windows.reshape(B * T, self.block_size))  # (B * T, V)
@@ -70,8 +72,14 @@ class LastPosition(nn.Module):
         """The wrapped model's context length."""
         return self.model.block_size
 
+    @property
+    def vocab_size(self) -> int:
+        """The wrapped model's number of tokens."""
+        return self.model.vocab_size
+
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):
         """Logits (B, 1, V) from the last ``block_size`` tokens (left-padded if fewer); loss if ``targets``."""
+        check_tokens(idx, self.model.vocab_size)
         context = context_windows(idx[:, -self.block_size:], self.block_size)[:, -1]  # (B, block_size)
         logits = self.model.predict(context)[:, None, :]  # (B, 1, V)
         return logits, None if targets is None else lm_loss(logits, targets)

@@ -16,7 +16,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .losses import lm_loss
+from .losses import check_tokens, lm_loss
 from .utils import eval_mode
 
 __all__ = ["GPTConfig", "KVCache", "written_out_attention", "rope_tables", "apply_rope", "sinusoidal_positions",
@@ -24,6 +24,11 @@ __all__ = ["GPTConfig", "KVCache", "written_out_attention", "rope_tables", "appl
 
 POSITIONS = ("learned", "sinusoidal", "rope")
 FEED_FORWARDS = ("gelu", "relu", "swiglu", "gelu_tanh")  # gelu_tanh: GPT-2's tanh approximation
+
+
+def _is_int(x) -> bool:
+    """An integer (Python or NumPy), not a bool or a float that happens to be whole."""
+    return not isinstance(x, bool) and hasattr(x, "__index__")
 
 
 @dataclass(frozen=True)
@@ -44,17 +49,21 @@ class GPTConfig:
 
     def __post_init__(self):
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
+            value = getattr(self, name)
+            if not _is_int(value) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if self.n_embd % self.n_head:
             raise ValueError(f"n_embd={self.n_embd} must be divisible by n_head={self.n_head}; "
                              f"change one of them (e.g. n_embd={self.n_head * max(1, self.n_embd // self.n_head)})")
-        kv = self.kv_heads
-        if kv < 1 or self.n_head % kv:
-            raise ValueError(f"n_kv_head={self.n_kv_head} must divide n_head={self.n_head} "
-                             f"(1 = multi-query, n_head = multi-head, a divisor in between = grouped-query)")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.n_kv_head is not None and (not _is_int(self.n_kv_head) or self.n_kv_head < 1
+                                           or self.n_head % self.n_kv_head):
+            raise ValueError(f"n_kv_head={self.n_kv_head!r} must divide n_head={self.n_head} (1 = multi-query, "
+                             f"n_head or None = multi-head, a divisor in between = grouped-query)")
+        if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) or not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be a number in [0, 1) (0 = no dropout), got {self.dropout!r}")
+        for name in ("bias", "tie_weights"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
         if self.pos_encoding not in POSITIONS:
             raise ValueError(f"pos_encoding must be one of {POSITIONS}, got {self.pos_encoding!r}")
         if self.ffn not in FEED_FORWARDS:
@@ -63,7 +72,7 @@ class GPTConfig:
             raise ValueError(f"rope needs an even head size, got n_embd / n_head = {self.head_size}; "
                              f"change n_embd or n_head")
         if self.pos_encoding == "sinusoidal" and self.n_embd % 2:
-            raise ValueError(f"sinusoidal positions need an even n_embd, got {self.n_embd}")
+            raise ValueError(f"sinusoidal positions need an even n_embd, got {self.n_embd}; change n_embd")
 
     @property
     def head_size(self) -> int:
@@ -81,9 +90,16 @@ class KVCache:
     position's work instead of a pass over the whole context.
 
     ``k`` and ``v`` are (n_layer, B, n_kv_head, block_size, head_size); ``length`` positions
-    are filled. Keys are stored before any rotary rotation (positions are applied at attention
-    time, relative to the window), which is what lets a rotary cache :meth:`drop_oldest` and
-    stay equal to recomputing the cropped window.
+    are filled. Keys are stored as attention uses them (after the rotary rotation, with rotary
+    positions). The cache holds at most ``block_size`` positions, and its keys and values equal
+    recomputation's while the whole sequence fits in the block. Past the block the window slides
+    and every token in it gets a new position, so the stored keys and values no longer match the
+    window's (with learned or sinusoidal positions all of them change; with rotary positions, every
+    layer after the first read tokens that have left the window): there
+    :func:`lm_steps.sample.generate` re-runs the window instead of reusing the cache.
+
+    ``real`` is None while every cached position is a real token; after a call with padding
+    (``attention_mask``) it is (B, block_size), True where the cached position is a real token.
     """
 
     def __init__(self, config: GPTConfig, batch_size: int, *, device: str | torch.device = "cpu",
@@ -92,7 +108,7 @@ class KVCache:
         self.k = torch.zeros(shape, device=device, dtype=dtype)
         self.v = torch.zeros(shape, device=device, dtype=dtype)
         self.length = 0
-        self.can_roll = config.pos_encoding == "rope"
+        self.real: torch.Tensor | None = None
 
     @property
     def capacity(self) -> int:
@@ -107,20 +123,14 @@ class KVCache:
         self.v[layer, :, :, self.length:end] = v
         return self.k[layer, :, :, :end], self.v[layer, :, :, :end]
 
-    def drop_oldest(self, n: int) -> None:
-        """Forget the ``n`` oldest positions (shifting the rest to the front)."""
-        keep = self.length - n
-        self.k[:, :, :, :keep] = self.k[:, :, :, n:self.length].clone()
-        self.v[:, :, :, :keep] = self.v[:, :, :, n:self.length].clone()
-        self.length = keep
-
 
 def written_out_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None,
                           dropout_p: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
     """Attention spelled out: scores, causal mask, softmax, weighted sum of the values.
 
-    ``q`` (B, nh, T, hs), ``k`` and ``v`` (B, nh, L, hs); ``mask`` (T, L) is True where a query
-    may look (default: causal, the last T of L positions). Returns the output (B, nh, T, hs)
+    ``q`` (B, nh, T, hs), ``k`` and ``v`` (B, nh, L, hs); ``mask`` (T, L), or any shape that
+    broadcasts to (B, nh, T, L), is True where a query may look (default: causal, the queries
+    being the last T of the L positions). Returns the output (B, nh, T, hs)
     and the attention weights (B, nh, T, L). Equal to ``F.scaled_dot_product_attention``.
     """
     T, L = q.size(-2), k.size(-2)
@@ -165,34 +175,36 @@ class CausalSelfAttention(nn.Module):
         self.written_out, self.keep_attention, self.attention = False, False, None
 
     def forward(self, x: torch.Tensor, *, rope: tuple[torch.Tensor, torch.Tensor] | None = None,
-                cache: KVCache | None = None, layer: int = 0) -> torch.Tensor:
-        """``x`` (B, T, C) -> (B, T, C); with a ``cache``, ``x`` holds the new positions only."""
+                cache: KVCache | None = None, layer: int = 0, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """``x`` (B, T, C) -> (B, T, C); with a ``cache``, ``x`` holds the new positions only.
+
+        ``rope``: the rotary cosines and sines of the T positions of ``x``, (T, hs/2) or, with
+        padding, (B, 1, T, hs/2). ``attn_mask`` (B, 1, T, L): True where a query may look (made by
+        :meth:`GPT.forward` from the padding); None is plain causal attention.
+        """
         B, T, C = x.shape
         kv_dim = self.n_kv_head * self.head_size
         q, k, v = self.c_attn(x).split([C, kv_dim, kv_dim], dim=2)
         q = q.view(B, T, self.n_head, self.head_size).transpose(1, 2)  # (B, nh, T, hs)
         k = k.view(B, T, self.n_kv_head, self.head_size).transpose(1, 2)  # (B, nkv, T, hs)
         v = v.view(B, T, self.n_kv_head, self.head_size).transpose(1, 2)  # (B, nkv, T, hs)
+        if rope is not None:  # the angles of these T positions
+            q, k = apply_rope(q, *rope), apply_rope(k, *rope)
         if cache is not None:
             k, v = cache.update(layer, k, v)  # (B, nkv, L, hs): everything so far
         L = k.size(2)
-        if rope is not None:
-            cos, sin = rope
-            q, k = apply_rope(q, cos[L - T:L], sin[L - T:L]), apply_rope(k, cos[:L], sin[:L])
         if self.n_kv_head != self.n_head:
             k = k.repeat_interleave(self.n_head // self.n_kv_head, dim=1)  # (B, nh, L, hs)
             v = v.repeat_interleave(self.n_head // self.n_kv_head, dim=1)  # (B, nh, L, hs)
         p = self.attn_dropout if self.training else 0.0
+        if attn_mask is None and 1 < T < L:  # new queries after cached keys: causal among the last T
+            attn_mask = torch.ones(T, L, dtype=torch.bool, device=x.device).tril(diagonal=L - T)  # (T, L)
         if self.written_out or self.keep_attention:
-            y, att = written_out_attention(q, k, v, dropout_p=p)
+            y, att = written_out_attention(q, k, v, mask=attn_mask, dropout_p=p)
             self.attention = att.detach() if self.keep_attention else None
-        elif L == T:
-            y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True)
-        elif T == 1:  # one new query sees every cached position
-            y = F.scaled_dot_product_attention(q, k, v, dropout_p=p)
-        else:
-            mask = torch.ones(T, L, dtype=torch.bool, device=x.device).tril(diagonal=L - T)  # (T, L)
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
+        else:  # no mask: causal when T == L; one new query (T == 1) sees every cached position
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=p,
+                                               is_causal=attn_mask is None and T == L)
         y = y.transpose(1, 2).reshape(B, T, C)  # (B, T, C): heads side by side
         return self.resid_dropout(self.c_proj(y))
 
@@ -236,7 +248,7 @@ class Block(nn.Module):
         self.mlp = FeedForward(config)
 
     def forward(self, x: torch.Tensor, **attn_kw) -> torch.Tensor:
-        """(B, T, C) -> (B, T, C); ``attn_kw`` (rope tables, cache, layer) go to the attention."""
+        """(B, T, C) -> (B, T, C); ``attn_kw`` (rope tables, cache, layer, mask) go to the attention."""
         x = x + self.attn(self.ln_1(x), **attn_kw)
         return x + self.mlp(self.ln_2(x))
 
@@ -259,6 +271,9 @@ class GPT(nn.Module):
 
     def __init__(self, config: GPTConfig, *, generator: torch.Generator | None = None):
         super().__init__()
+        if not isinstance(config, GPTConfig):
+            raise TypeError(f"config must be a GPTConfig, got {type(config).__name__}; "
+                            f"build one with GPTConfig(**fields)")
         self.config = config
         self.transformer = nn.ModuleDict(dict(
             wte=nn.Embedding(config.vocab_size, config.n_embd),
@@ -315,37 +330,88 @@ class GPT(nn.Module):
         w = self.lm_head.weight
         return KVCache(self.config, batch_size, device=device or w.device, dtype=dtype or w.dtype)
 
-    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, *, cache: KVCache | None = None):
-        """Logits (B, T, V) for every position and, with ``targets`` (B, T), the mean loss."""
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, *, cache: KVCache | None = None,
+                attention_mask: torch.Tensor | None = None):
+        """Logits (B, T, V) for every position and, with ``targets`` (B, T), the mean loss.
+
+        ``attention_mask`` (B, T), the Hugging Face convention: 1 for a real token of ``idx``, 0
+        for padding. Padding is masked out of attention (no real token looks at it) and positions
+        count from each row's first real token, so a left-padded row gives the logits of its
+        prompt alone. Logits at padded positions mean nothing; give their targets ``-1``. With a
+        cache, the mask covers the new tokens of ``idx`` only (the cache remembers the earlier
+        ones; new tokens without a mask are real).
+        """
+        check_tokens(idx, self.config.vocab_size)
         B, T = idx.shape
         start = cache.length if cache is not None else 0
         if start + T > self.config.block_size:
             raise ValueError(f"{start + T} positions exceed block_size={self.config.block_size}; "
                              f"crop the input to its last {self.config.block_size} tokens")
+        real = self._real_tokens(attention_mask, cache, B, T, start)  # (B, start + T) bool, or None: all real
+        if real is None:
+            pos, attn_mask = torch.arange(start, start + T, device=idx.device), None  # (T,)
+        else:
+            pos = (real.long().cumsum(1) - 1).clamp(min=0)[:, start:]  # (B, T): counted from the first real token
+            L = start + T
+            cols, rows = torch.arange(L, device=idx.device), torch.arange(start, L, device=idx.device)
+            causal = cols[None, :] <= rows[:, None]  # (T, L)
+            itself = cols[None, :] == rows[:, None]  # (T, L): a padding query looks at itself, never at nothing
+            attn_mask = ((causal & real[:, None, :]) | itself)[:, None]  # (B, 1, T, L)
         x = self.transformer.wte(idx)  # (B, T, C)
         kind = self.config.pos_encoding
         if kind == "learned":
-            x = x + self.transformer.wpe(torch.arange(start, start + T, device=idx.device))  # (T, C) broadcast
+            x = x + self.transformer.wpe(pos)  # (T, C) broadcast, or (B, T, C)
         elif kind == "sinusoidal":
-            x = x + self.pos_table[start:start + T]  # (T, C) broadcast
-        rope = (self.rope_cos, self.rope_sin) if kind == "rope" else None
+            x = x + self.pos_table[pos]  # (T, C) broadcast, or (B, T, C)
+        rope = None
+        if kind == "rope":
+            rope = (self.rope_cos[pos], self.rope_sin[pos])  # (T, hs/2) or (B, T, hs/2)
+            if real is not None:
+                rope = (rope[0][:, None], rope[1][:, None])  # (B, 1, T, hs/2): broadcast over heads
         x = self.transformer.drop(x)
         for i, block in enumerate(self.transformer.h):
-            x = block(x, rope=rope, cache=cache, layer=i)
+            x = block(x, rope=rope, cache=cache, layer=i, attn_mask=attn_mask)
         if cache is not None:
             cache.length += T
         logits = self.lm_head(self.transformer.ln_f(x))  # (B, T, V)
         return logits, None if targets is None else lm_loss(logits, targets)
 
+    @staticmethod
+    def _real_tokens(attention_mask, cache, B: int, T: int, start: int) -> torch.Tensor | None:
+        """(B, start + T) True at real tokens (cached and new), or None when every one is real;
+        records the new tokens' mask in the cache."""
+        if attention_mask is not None:
+            if tuple(attention_mask.shape) != (B, T):
+                raise ValueError(f"attention_mask must have the shape of idx, (B, T) = {(B, T)}; "
+                                 f"got {tuple(attention_mask.shape)}")
+            if attention_mask.dtype != torch.bool and not ((attention_mask == 0) | (attention_mask == 1)).all():
+                raise ValueError("attention_mask must hold 1 for real tokens and 0 for padding, nothing else")
+            new = attention_mask.to(torch.bool)
+            if cache is None:
+                return None if bool(new.all()) else new
+        elif cache is None or cache.real is None:
+            return None
+        else:
+            new = torch.ones(B, T, dtype=torch.bool, device=cache.real.device)
+        if cache.real is None:
+            if bool(new.all()):
+                return None
+            cache.real = torch.ones(B, cache.capacity, dtype=torch.bool, device=new.device)
+        cache.real[:, start:start + T] = new
+        return cache.real[:, :start + T]
+
     @torch.no_grad()
-    def attention_maps(self, idx: torch.Tensor) -> torch.Tensor:
-        """Attention weights of every layer and head for ``idx`` (B, T): (n_layer, B, nh, T, T), in eval mode."""
+    def attention_maps(self, idx: torch.Tensor, *, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Attention weights of every layer and head for ``idx`` (B, T): (n_layer, B, nh, T, T), in eval mode.
+
+        With an ``attention_mask`` (see :meth:`forward`), padding gets weight 0 from every real token.
+        """
         attns = [block.attn for block in self.transformer.h]
         with eval_mode(self):
             try:
                 for a in attns:
                     a.keep_attention = True
-                self(idx)
+                self(idx, attention_mask=attention_mask)
                 return torch.stack([a.attention for a in attns])  # (n_layer, B, nh, T, T)
             finally:
                 for a in attns:

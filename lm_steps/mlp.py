@@ -15,13 +15,13 @@ from dataclasses import dataclass
 
 import torch
 
-from .config import Recipe
+from .config import Recipe, check_ints
 from .fixed_context import FixedContextLM
 from .layers import BatchNorm1d, Embedding, Linear, Sequential, Tanh
 
 __all__ = ["MLPConfig", "MLP", "MLP_CONFIGS", "INITS", "TANH_GAIN", "MLP_RECIPES"]
 
-TANH_GAIN = 5 / 3  # Kaiming et al.'s gain for tanh
+TANH_GAIN = 5 / 3  # PyTorch's gain for tanh, torch.nn.init.calculate_gain("tanh")
 INITS = ("naive", "scaled_output", "kaiming")
 
 
@@ -42,9 +42,9 @@ class MLPConfig:
     init: str = "kaiming"
 
     def __post_init__(self):
-        for name in ("vocab_size", "block_size", "n_embd", "n_hidden", "n_layers"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
+        check_ints(self, ("vocab_size", "block_size", "n_embd", "n_hidden", "n_layers"), minimum=1)
+        if not isinstance(self.batchnorm, bool):
+            raise ValueError(f"batchnorm must be True or False, got {self.batchnorm!r}")
         if self.init not in INITS:
             raise ValueError(f"init must be one of {INITS}, got {self.init!r}")
 
@@ -63,6 +63,8 @@ class MLP(FixedContextLM):
     def __init__(self, cfg: MLPConfig, *, generator: torch.Generator | None = None,
                  device: str | torch.device = "cpu"):
         super().__init__()
+        if not isinstance(cfg, MLPConfig):
+            raise TypeError(f"cfg must be an MLPConfig, got {type(cfg).__name__}; build one with MLPConfig(**fields)")
         self.cfg = cfg
         self.wte = Embedding(cfg.vocab_size, cfg.n_embd, generator=generator, device=device)
         layers, width = [], cfg.block_size * cfg.n_embd
@@ -80,6 +82,11 @@ class MLP(FixedContextLM):
     def block_size(self) -> int:
         """Characters of context."""
         return self.cfg.block_size
+
+    @property
+    def vocab_size(self) -> int:
+        """Number of tokens."""
+        return self.cfg.vocab_size
 
     @torch.no_grad()
     def init_weights(self, generator: torch.Generator | None = None) -> None:

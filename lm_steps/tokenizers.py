@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import heapq
 import json
+import numbers
 import os
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from typing import Iterable, Sequence
 
 __all__ = [
     "CharTokenizer", "GPT2_SPLIT_PATTERN", "GPT4_SPLIT_PATTERN", "ENDOFTEXT", "WIKITEXT_SPECIALS",
-    "split_chunks", "learn_merges", "encoding_from_merges", "train_bpe", "encoding_to_dict",
+    "check_special_tokens", "split_chunks", "learn_merges", "encoding_from_merges", "train_bpe", "encoding_to_dict",
     "encoding_from_dict", "save_bpe", "load_bpe", "pretrained_encoding",
 ]
 
@@ -73,8 +74,20 @@ class CharTokenizer:
             ) from None
 
     def decode(self, ids: Sequence[int]) -> str:
-        """The text for a sequence of ids (ints or a 1-D tensor)."""
-        return "".join(self.chars[int(i)] for i in ids)
+        """The text for a sequence of ids (ints or a 1-D tensor); raises ValueError naming any id
+        outside ``0 .. vocab_size - 1`` (``-1``, the ignore index of padded targets, included)."""
+        ids = ids.tolist() if hasattr(ids, "tolist") else ids  # a tensor or array: plain numbers
+        out, n = [], self.vocab_size
+        for i in ids:
+            i = i.item() if hasattr(i, "item") and getattr(i, "ndim", 0) == 0 else i  # a 0-d tensor or NumPy number
+            if isinstance(i, (list, tuple)) or hasattr(i, "ndim"):
+                raise ValueError("decode takes one sequence of ids; decode a batch row by row")
+            if isinstance(i, bool) or int(i) != i or not 0 <= i < n:
+                hint = " (-1 marks an ignored target position: drop those before decoding)" if i == -1 else ""
+                raise ValueError(f"token id {i!r} is not in the vocabulary of {n} symbols "
+                                 f"(ids 0 to {n - 1}){hint}")
+            out.append(self.chars[int(i)])
+        return "".join(out)
 
     def to_dict(self) -> dict:
         """A plain dict (safe for ``torch.load(weights_only=True)`` checkpoints)."""
@@ -101,6 +114,27 @@ ENDOFTEXT = "<|endoftext|>"
 WIKITEXT_SPECIALS = (ENDOFTEXT, "<unk>")
 
 
+def check_special_tokens(special_tokens) -> tuple[str, ...]:
+    """``special_tokens`` as a tuple, after checking it is a sequence of distinct non-empty strings.
+
+    A bare string is refused (``"EOS"`` would otherwise make E, O and S special), and so is an
+    empty string (it would match everywhere).
+    """
+    if isinstance(special_tokens, (str, bytes)):
+        raise ValueError(f"special_tokens must be a sequence of strings, got the single string {special_tokens!r}; "
+                         f"write ({special_tokens!r},)")
+    try:
+        specials = tuple(special_tokens)
+    except TypeError:
+        raise ValueError(f"special_tokens must be a sequence of strings, got {special_tokens!r}") from None
+    for s in specials:
+        if not isinstance(s, str) or not s:
+            raise ValueError(f"every special token must be a non-empty string, got {s!r} in {list(specials)}")
+    if len(set(specials)) != len(specials):
+        raise ValueError(f"special tokens repeat: {list(specials)}; list each once")
+    return specials
+
+
 def split_chunks(text: str, pattern: str = GPT4_SPLIT_PATTERN, special_tokens: Sequence[str] = ()) -> Counter:
     """Count the distinct chunks of ``text`` as UTF-8 bytes: ``Counter({chunk: occurrences})``.
 
@@ -109,6 +143,7 @@ def split_chunks(text: str, pattern: str = GPT4_SPLIT_PATTERN, special_tokens: S
     """
     import regex
 
+    special_tokens = check_special_tokens(special_tokens)
     pieces = [text]
     if special_tokens:
         pieces = regex.split("|".join(regex.escape(s) for s in special_tokens), text)
@@ -199,6 +234,7 @@ def encoding_from_merges(merges: Sequence[tuple[bytes, bytes]], *, pattern: str 
     and the special tokens take the ids after the last merge, in order."""
     import tiktoken
 
+    special_tokens = check_special_tokens(special_tokens)
     ranks = {bytes([i]): i for i in range(256)}
     for left, right in merges:
         if left not in ranks or right not in ranks:
@@ -207,8 +243,6 @@ def encoding_from_merges(merges: Sequence[tuple[bytes, bytes]], *, pattern: str 
             raise ValueError(f"merge {left!r} + {right!r} repeats the token {left + right!r}")
         ranks[left + right] = len(ranks)
     specials = {s: len(ranks) + i for i, s in enumerate(special_tokens)}
-    if len(specials) != len(special_tokens):
-        raise ValueError(f"special tokens repeat: {list(special_tokens)}")
     return tiktoken.Encoding(name, pat_str=pattern, mergeable_ranks=ranks, special_tokens=specials,
                              explicit_n_vocab=len(ranks) + len(specials))
 
@@ -222,6 +256,11 @@ def train_bpe(text: str, vocab_size: int, *, pattern: str = GPT4_SPLIT_PATTERN,
     get the last ids. Returns a ``tiktoken.Encoding``; encode with
     ``enc.encode(text, allowed_special=...)``. Fewer tokens result if the text runs out of pairs.
     """
+    special_tokens = check_special_tokens(special_tokens)
+    if not isinstance(text, str):
+        raise TypeError(f"text must be a str, got {type(text).__name__}; decode bytes with .decode('utf-8')")
+    if isinstance(vocab_size, bool) or not isinstance(vocab_size, numbers.Integral):
+        raise ValueError(f"vocab_size must be an integer, got {vocab_size!r}")
     n_merges = vocab_size - 256 - len(special_tokens)
     if n_merges < 0:
         raise ValueError(f"vocab_size={vocab_size} is below 256 bytes + {len(special_tokens)} special tokens; "
@@ -232,50 +271,134 @@ def train_bpe(text: str, vocab_size: int, *, pattern: str = GPT4_SPLIT_PATTERN,
 
 
 def encoding_to_dict(enc) -> dict:
-    """An Encoding as a plain dict (name, pattern, special tokens, tokens in rank order as base64),
-    safe to store in a ``torch.load(weights_only=True)`` checkpoint."""
+    """An Encoding as a plain dict (name, pattern, special tokens, the token count and the tokens in
+    rank order as base64), safe to store in a ``torch.load(weights_only=True)`` checkpoint."""
     ranks = enc._mergeable_ranks  # tiktoken keeps these; there is no public accessor
     if sorted(ranks.values()) != list(range(len(ranks))):
         raise ValueError(f"encoding {enc.name!r} has gaps in its ranks; only dense ranks 0..n-1 are stored")
     return {"type": "tiktoken", "name": enc.name, "pat_str": enc._pat_str,
             "special_tokens": dict(sorted(enc._special_tokens.items(), key=lambda kv: kv[1])),
+            "n_tokens": len(ranks),
             "tokens": [base64.b64encode(tok).decode("ascii") for tok, _ in sorted(ranks.items(), key=lambda kv: kv[1])]}
 
 
-def encoding_from_dict(d: dict):
-    """Inverse of :func:`encoding_to_dict`."""
+def _verified_encoding(d: dict, where: str, line_of=lambda rank: None):
+    """A ``tiktoken.Encoding`` from a dict of :func:`encoding_to_dict`'s form, after checking it:
+    a pattern that compiles, special tokens as ``{non-empty string: id}`` with ids after the
+    ranks, ``n_tokens`` tokens (when stored), each valid base64 of a non-empty byte string, none
+    repeated. ``where`` names the source in errors; ``line_of(rank)`` the file line of a token."""
+    import binascii
+
+    import regex
     import tiktoken
 
+    def bad(msg, rank=None):
+        line = line_of(rank) if rank is not None else None
+        return ValueError(f"{where}{f', line {line}' if line else ''}: {msg}")
+
+    for key, kind in (("name", str), ("pat_str", str), ("special_tokens", dict), ("tokens", list)):
+        if not isinstance(d.get(key), kind):
+            raise bad(f"{key!r} must be a {kind.__name__}, got {type(d.get(key)).__name__}")
+    try:
+        regex.compile(d["pat_str"])
+    except regex.error as err:
+        raise bad(f"the split pattern does not compile ({err})") from None
+    tokens = d["tokens"]
+    if "n_tokens" in d and d["n_tokens"] != len(tokens):
+        raise bad(f"holds {len(tokens)} tokens but n_tokens={d['n_tokens']!r}: it was truncated or "
+                  f"tokens were added or removed")
+    ranks: dict[bytes, int] = {}
+    for rank, tok in enumerate(tokens):
+        try:
+            raw = base64.b64decode(tok, validate=True) if isinstance(tok, str) and tok else b""
+        except (binascii.Error, ValueError):
+            raise bad(f"token {rank} is not valid base64: {repr(tok)[:40]}", rank) from None
+        if not raw:
+            raise bad(f"token {rank} is empty", rank)
+        if raw in ranks:
+            raise bad(f"token {rank} repeats token {ranks[raw]} ({raw!r}); every token must be distinct", rank)
+        ranks[raw] = rank
+    specials = d["special_tokens"]
+    for name, i in specials.items():
+        if not isinstance(name, str) or not name or isinstance(i, bool) or not isinstance(i, int) or i < len(ranks):
+            raise bad(f"special token {name!r}: {i!r} must be a non-empty string with an id >= {len(ranks)}")
+    if len(set(specials.values())) != len(specials):
+        raise bad(f"special tokens share ids: {specials}")
+    return tiktoken.Encoding(d["name"], pat_str=d["pat_str"], mergeable_ranks=ranks, special_tokens=dict(specials))
+
+
+def encoding_from_dict(d: dict):
+    """Inverse of :func:`encoding_to_dict`; raises ValueError on a dict that does not verify
+    (see :func:`load_bpe`)."""
     if not isinstance(d, dict) or d.get("type") != "tiktoken":
         raise ValueError(f"not an encoding dict: type={d.get('type') if isinstance(d, dict) else type(d).__name__!r}")
-    ranks = {base64.b64decode(tok): rank for rank, tok in enumerate(d["tokens"])}
-    return tiktoken.Encoding(d["name"], pat_str=d["pat_str"], mergeable_ranks=ranks,
-                             special_tokens=dict(d["special_tokens"]))
+    return _verified_encoding(d, "encoding dict")
+
+
+BPE_FORMAT = "lm_steps-bpe-2"
 
 
 def save_bpe(enc, path: str | os.PathLike) -> Path:
-    """Write an Encoding to a text file and return the path: a JSON header line (name, pattern,
-    special tokens), then one base64 token per line in rank order. Saving what
-    :func:`load_bpe` read gives the same bytes, and it encodes exactly as ``enc``."""
+    """Write an Encoding to a text file and return the path: a JSON header line (format, name,
+    pattern, special tokens, token count), then one line per token in rank order, ``base64 rank``
+    (tiktoken's own rank-file layout). Saving what :func:`load_bpe` read gives the same bytes,
+    and it encodes exactly as ``enc``."""
     d = encoding_to_dict(enc)
     tokens = d.pop("tokens")
+    d.pop("type")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join([json.dumps({"format": "lm_steps-bpe-1", **d}, ensure_ascii=True)] + tokens) + "\n",
+    header = json.dumps({"format": BPE_FORMAT, **d}, ensure_ascii=True)
+    path.write_text("\n".join([header] + [f"{tok} {rank}" for rank, tok in enumerate(tokens)]) + "\n",
                     encoding="ascii")
     return path
 
 
 def load_bpe(path: str | os.PathLike):
-    """Read a file written by :func:`save_bpe` back into a ``tiktoken.Encoding``."""
-    lines = Path(path).read_text(encoding="ascii").splitlines()
+    """Read a file written by :func:`save_bpe` back into a ``tiktoken.Encoding``, verifying it.
+
+    Refused with a ValueError naming the file and line: anything but ASCII text, a header that is
+    not save_bpe's, a token count that differs from the header's (a truncated file, lines added
+    or deleted), a blank or malformed line, ranks that are not 0, 1, 2, ... in order, bad base64,
+    a repeated token, a split pattern that does not compile.
+    """
+    raw = Path(path).read_bytes()
+    try:
+        text = raw.decode("ascii")
+    except UnicodeDecodeError as err:
+        line = raw[:err.start].count(b"\n") + 1
+        raise ValueError(f"{path}, line {line}: not ASCII text (byte {raw[err.start]:#04x}); "
+                         f"this is not a file written by lm_steps.tokenizers.save_bpe") from None
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()  # the final newline
     try:
         header = json.loads(lines[0]) if lines else {}
     except json.JSONDecodeError:
         header = {}
-    if not isinstance(header, dict) or header.pop("format", None) != "lm_steps-bpe-1":
-        raise ValueError(f"{path} is not a file written by lm_steps.tokenizers.save_bpe")
-    return encoding_from_dict({**header, "tokens": lines[1:]})
+    fmt = header.pop("format", None) if isinstance(header, dict) else None
+    if fmt != BPE_FORMAT:
+        raise ValueError(f"{path} is not a file written by lm_steps.tokenizers.save_bpe "
+                         f"(line 1 should be a JSON header with format {BPE_FORMAT!r}, got format {fmt!r}); "
+                         f"an older lm_steps-bpe-1 file cannot be verified: train and save the tokenizer again")
+    if isinstance(header.get("n_tokens"), bool) or not isinstance(header.get("n_tokens"), int):
+        raise ValueError(f"{path}, line 1: the header has no token count (n_tokens); "
+                         f"this is not a file written by lm_steps.tokenizers.save_bpe")
+    tokens = []
+    for number, line in enumerate(lines[1:], start=2):
+        parts = line.split(" ")
+        if not line.strip():
+            raise ValueError(f"{path}, line {number}: blank line; each line after the header is 'base64 rank'")
+        if len(parts) != 2 or not parts[1].isdigit():
+            raise ValueError(f"{path}, line {number}: expected 'base64 rank', got {line[:60]!r}")
+        if int(parts[1]) != number - 2:
+            raise ValueError(f"{path}, line {number}: rank {parts[1]} where rank {number - 2} belongs; "
+                             f"ranks must run 0, 1, 2, ... in order (a line was deleted, repeated or moved)")
+        tokens.append(parts[0])
+    if len(lines) - 1 != header["n_tokens"]:
+        raise ValueError(f"{path}: {len(lines) - 1} token lines (the file ends at line {len(lines)}) but the header says "
+                         f"n_tokens={header['n_tokens']}: the file was truncated or lines were added or deleted")
+    return _verified_encoding({**header, "tokens": tokens}, str(path), line_of=lambda rank: rank + 2)
 
 
 def pretrained_encoding(name: str):
@@ -292,9 +415,10 @@ def pretrained_encoding(name: str):
         return tiktoken.get_encoding(name)
     except Exception as err:  # tiktoken raises requests/OS errors from deep inside
         cache = os.environ.get("TIKTOKEN_CACHE_DIR") or os.environ.get("DATA_GYM_CACHE_DIR")
+        reason = " ".join(str(err).split())[:160]
         raise RuntimeError(
-            f"tiktoken could not load {name!r} ({type(err).__name__}: {err}). It downloads the rank file "
-            f"once and caches it in TIKTOKEN_CACHE_DIR (now {cache or 'unset: a temporary folder'}). "
-            f"Without a network, set TIKTOKEN_CACHE_DIR to a folder that holds the cached file "
-            f"(this project's shared data has one: data/tiktoken)."
-        ) from err
+            f"tiktoken could not load {name!r} ({type(err).__name__}: {reason}). It downloads its file once into "
+            f"TIKTOKEN_CACHE_DIR ({'now ' + cache if cache else 'unset: a temporary folder'}). Without a network: "
+            f"on a machine with one, run `python -m lm_steps.data fetch tiktoken --to DIR` (or `make data "
+            f"DATA_DIR=DIR`), copy DIR here and set TIKTOKEN_CACHE_DIR=DIR/tiktoken."
+        ) from None

@@ -4,6 +4,7 @@ import math
 import pytest
 import torch
 
+from conftest import tiny_gpt
 from lm_steps.gpt import GPT, GPTConfig, written_out_attention
 
 V = 65
@@ -11,8 +12,7 @@ V = 65
 
 
 def tiny(**kw) -> GPT:
-    cfg = GPTConfig(**{**dict(vocab_size=V, block_size=16, n_layer=2, n_head=4, n_embd=32), **kw})
-    return GPT(cfg, generator=torch.Generator().manual_seed(0))
+    return tiny_gpt(V, **kw)
 
 
 def test_shapes_and_names():
@@ -88,7 +88,6 @@ def test_weight_tying_and_param_count():
     assert untied.transformer.wte.weight is not untied.lm_head.weight
     assert untied.num_params() - m.num_params() == V * 32
     assert m.num_params(exclude_positions=True) == m.num_params() - 16 * 32
-    assert m.num_params() == sum(p.numel() for p in m.parameters())
 
 
 @pytest.mark.parametrize("kv", [None, 2, 1])
@@ -134,3 +133,36 @@ def test_each_variant_trains_a_step(pos, ffn, kv):
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in m.parameters())
     opt.step()
     assert m.eval()(x, y)[1].item() < before
+
+
+@pytest.mark.parametrize("pos", ["learned", "sinusoidal", "rope"])
+def test_attention_mask_makes_a_padded_row_equal_its_prompt_alone(pos):
+    """forward with attention_mask: at real positions, the logits of each left-padded row equal the
+    prompt's own; the same through the cache, filled in chunks."""
+    m = tiny(pos_encoding=pos, n_kv_head=2).eval()
+    lengths = [16, 9, 4]
+    g = torch.Generator().manual_seed(0)
+    prompts = [torch.randint(V, (n,), generator=g) for n in lengths]
+    idx = torch.stack([torch.cat([torch.full((16 - len(p),), 7), p]) for p in prompts])  # (3, 16)
+    mask = (torch.arange(16)[None, :] >= 16 - torch.tensor(lengths)[:, None]).long()  # (3, 16)
+    full, _ = m(idx, attention_mask=mask)
+    cache = m.new_cache(3)
+    parts = [m(idx[:, :10], cache=cache, attention_mask=mask[:, :10])[0],
+             m(idx[:, 10:13], cache=cache, attention_mask=mask[:, 10:13])[0]]
+    parts += [m(idx[:, t:t + 1], cache=cache)[0] for t in range(13, 16)]  # new tokens without a mask are real
+    chunked = torch.cat(parts, dim=1)
+    for b, p in enumerate(prompts):
+        alone, _ = m(p[None])
+        torch.testing.assert_close(full[b, 16 - len(p):], alone[0], atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(chunked[b, 16 - len(p):], alone[0], atol=1e-5, rtol=1e-5)
+    assert torch.isfinite(full).all()  # padding queries look at themselves: no NaN anywhere
+    maps = m.attention_maps(idx, attention_mask=mask)  # (n_layer, B, nh, T, T)
+    real_queries = mask.bool()[None, :, None, :, None]
+    pad_keys = ~mask.bool()[None, :, None, None, :]
+    assert maps.masked_select(real_queries & pad_keys).abs().max() == 0
+    torch.testing.assert_close(maps.sum(-1), torch.ones(2, 3, 4, 16), atol=1e-6, rtol=0)
+    unmasked, _ = m(idx)
+    torch.testing.assert_close(m(idx, attention_mask=torch.ones_like(mask))[0], unmasked, atol=0, rtol=0)
+    for block in m.transformer.h:  # the written-out attention takes the same mask
+        block.attn.written_out = True
+    torch.testing.assert_close(m(idx, attention_mask=mask)[0], full, atol=1e-5, rtol=1e-5)

@@ -2,8 +2,10 @@
 import pytest
 import torch
 
+from conftest import gen, tiny_gpt
+from lm_steps.bigram import CountingBigram
 from lm_steps.gpt import GPT, GPTConfig
-from lm_steps.sample import beam_search, complete, generate, sample_next
+from lm_steps.sample import beam_search, complete, generate, left_pad, sample_next
 from lm_steps.tokenizers import CharTokenizer
 
 V = 65
@@ -11,8 +13,7 @@ V = 65
 
 
 def tiny(**kw) -> GPT:
-    cfg = GPTConfig(**{**dict(vocab_size=V, block_size=12, n_layer=2, n_head=4, n_embd=32), **kw})
-    m = GPT(cfg, generator=torch.Generator().manual_seed(0))
+    m = tiny_gpt(V, **{"block_size": 12, **kw})
     with torch.no_grad():  # sharper than the near-uniform init, so greedy choices are well separated
         m.lm_head.weight.mul_(20)
     return m
@@ -56,39 +57,40 @@ def test_cached_generation_equals_recomputation_within_block(pos):
     assert torch.equal(a, b)
 
 
-def test_rope_cache_rolls_past_the_block_exactly():
-    """A rotary cache drops its oldest position: the same sliding window recomputation uses."""
-    m = tiny(pos_encoding="rope")
-    idx = torch.randint(V, (2, 20), generator=torch.Generator().manual_seed(0))  # longer than the block too
-    a = generate(m, idx, 30, temperature=0, use_cache=True)
-    b = generate(m, idx, 30, temperature=0, use_cache=False)
-    assert torch.equal(a, b)
-    assert a.shape == (2, 50) and torch.equal(a[:, :20], idx)
+def run_recording_logits(m, idx, n, **kw):
+    """``generate(m, idx, n, **kw)`` and the logits (n, B, V) each of its steps sampled from."""
+    seen = []
+    handle = m.register_forward_hook(lambda mod, args, out: seen.append(out[0][:, -1].clone()))
+    try:
+        out = generate(m, idx, n, **kw)
+    finally:
+        handle.remove()
+    return out, torch.stack(seen)
 
 
-@pytest.mark.parametrize("pos", ["learned", "sinusoidal"])
-def test_absolute_cache_refills_past_the_block(pos):
-    """With absolute positions the cache is refilled from the last block_size // 2 tokens when full;
-    every step's logits equal recomputing that window."""
-    m = tiny(pos_encoding=pos).eval()
+@pytest.mark.parametrize("prompt_len", [5, 20])  # shorter and longer than the block
+@pytest.mark.parametrize("n_layer", [1, 2, 3])
+@pytest.mark.parametrize("pos", ["learned", "sinusoidal", "rope"])
+def test_cache_changes_speed_only_at_any_length(pos, n_layer, prompt_len):
+    """Every step's logits, with and without the cache, equal the model run on the last block_size
+    tokens, up to 45 tokens past the block."""
+    m = tiny(pos_encoding=pos, n_layer=n_layer).eval()
     bs = m.block_size
-    prompt = torch.randint(V, (2, 5), generator=torch.Generator().manual_seed(0))
-    out = generate(m, prompt, 25, use_cache=True, generator=torch.Generator().manual_seed(1))
-    g = torch.Generator().manual_seed(1)  # replay the same draws from recomputed windows
-    start = 0  # the window the cached model sees before each new token
-    for t in range(prompt.size(1), out.size(1)):
-        if t - start > bs:
-            start = t - bs // 2
-        logits, _ = m(out[:, start:t])
-        torch.testing.assert_close(out[:, t:t + 1], sample_next(logits[:, -1], generator=g), atol=0, rtol=0)
-    # within the first block both paths agree token for token
-    assert torch.equal(out[:, :bs + 1], generate(m, prompt, bs + 1 - 5, use_cache=False,
-                                                generator=torch.Generator().manual_seed(1)))
+    idx = torch.randint(V, (2, prompt_len), generator=torch.Generator().manual_seed(0))
+    n = bs + 45 - min(prompt_len, bs)
+    out, cached = run_recording_logits(m, idx, n, use_cache=True, generator=torch.Generator().manual_seed(1))
+    out_nc, recomputed = run_recording_logits(m, idx, n, use_cache=False, generator=torch.Generator().manual_seed(1))
+    assert cached.shape == recomputed.shape == (n, 2, V)
+    with torch.no_grad():
+        window = torch.stack([m(out[:, max(0, t - bs):t])[0][:, -1] for t in range(prompt_len, out.size(1))])
+    torch.testing.assert_close(cached, window, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(recomputed, window, atol=1e-5, rtol=1e-5)
+    assert torch.equal(out, out_nc) and torch.equal(out[:, :prompt_len], idx)
 
 
 def test_beam_search():
     m = tiny()
-    idx = torch.randint(V, (1, 4), generator=torch.Generator().manual_seed(0))
+    idx = torch.randint(V, (1, 4), generator=gen(0))
     assert torch.equal(beam_search(m, idx, 1, 10), generate(m, idx, 10, temperature=0))
     best = beam_search(m, idx, 4, 6)
 
@@ -100,9 +102,31 @@ def test_beam_search():
     assert logp(best) >= logp(beam_search(m, idx, 1, 6)) - 1e-5
     with pytest.raises(ValueError, match="one prompt"):
         beam_search(m, idx.repeat(2, 1), 2, 3)
-    eos = int(best[0, 5])  # a token the search likes early: with eos it ends sequences
-    short = beam_search(m, idx, 4, 6, eos_token=eos, length_penalty=1.0)
-    assert short.size(1) <= 10
+
+
+def test_beam_search_eos_and_length_penalty():
+    """A bigram where stopping at once (p 0.4) beats any single longer path in total log-probability,
+    while the path 1 2 2 2 2 2 (p 0.3 x 0.9^4 = 0.197) wins per token: the length penalty picks."""
+    counts = torch.tensor([[1.0, 1.0, 1.0],    # 0 = eos
+                           [40.0, 30.0, 30.0],  # after 1: eos 0.4, 1 0.3, 2 0.3
+                           [5.0, 5.0, 90.0]])   # after 2: mostly 2
+    m, prompt = CountingBigram(counts), torch.tensor([[1]])
+    assert beam_search(m, prompt, 3, 5, eos_token=0, length_penalty=0.0).tolist() == [[1, 0]]
+    assert beam_search(m, prompt, 3, 5, eos_token=0, length_penalty=1.0).tolist() == [[1, 2, 2, 2, 2, 2]]
+    assert beam_search(m, prompt, 3, 5).tolist() == [[1, 2, 2, 2, 2, 2]]  # no eos: every sequence is 5 long
+
+
+def test_generate_restores_the_train_mode():
+    m = tiny(dropout=0.5)
+    idx = torch.randint(V, (2, 3), generator=gen(0))
+    m.train()
+    a = generate(m, idx, 6, generator=gen(1))
+    assert m.training
+    b = generate(m, idx, 6, generator=gen(1))
+    assert torch.equal(a, b)  # dropout was off inside: the same generator, the same tokens
+    m.eval()
+    generate(m, idx, 2, generator=gen(1))
+    assert not m.training
 
 
 def test_prompts_cropped_empty_and_unknown():
@@ -119,3 +143,45 @@ def test_prompts_cropped_empty_and_unknown():
     assert len(text) == 6 and text[0] == tok.chars[0]
     with pytest.raises(ValueError, match=r"'é', '€'"):
         complete(m, tok, "café €", 5)
+
+
+def test_left_pad():
+    idx, mask = left_pad([[5, 6, 7], torch.tensor([8]), (9, 10)], pad_id=3)
+    assert torch.equal(idx, torch.tensor([[5, 6, 7], [3, 3, 8], [3, 9, 10]]))
+    assert torch.equal(mask, torch.tensor([[1, 1, 1], [0, 0, 1], [0, 1, 1]]))
+    assert idx.dtype == mask.dtype == torch.long
+
+
+PROMPT_LENGTHS = [3, 9, 1, 6]  # block 12: the batch runs past the block, the short rows later alone
+
+
+@pytest.mark.parametrize("use_cache", [True, False])
+@pytest.mark.parametrize("pos", ["learned", "sinusoidal", "rope"])
+def test_batched_prompts_equal_each_prompt_alone(pos, use_cache):
+    """Left-padded prompts with an attention mask: every step's logits for row b, and the greedy
+    tokens, equal generating from prompt b alone."""
+    m = tiny(pos_encoding=pos, n_layer=2).eval()
+    g = torch.Generator().manual_seed(0)
+    prompts = [torch.randint(V, (n,), generator=g) for n in PROMPT_LENGTHS]
+    idx, mask = left_pad(prompts, pad_id=5)
+    n = 16
+    out, logits = run_recording_logits(m, idx, n, temperature=0, use_cache=use_cache, attention_mask=mask)
+    assert out.shape == (len(prompts), idx.size(1) + n) and torch.equal(out[:, :idx.size(1)], idx)
+    for b, prompt in enumerate(prompts):
+        alone, alone_logits = run_recording_logits(m, prompt[None], n, temperature=0, use_cache=use_cache)
+        torch.testing.assert_close(logits[:, b], alone_logits[:, 0], atol=1e-5, rtol=1e-5)
+        assert torch.equal(out[b, -n:], alone[0, -n:])
+    # what the padding holds does not matter
+    other = generate(m, torch.where(mask == 1, idx, 11), n, temperature=0, use_cache=use_cache, attention_mask=mask)
+    assert torch.equal(other[:, -n:], out[:, -n:])
+
+
+def test_without_the_mask_padding_changes_the_result():
+    """The mask is what makes the equality hold: the same padded batch without it differs."""
+    m = tiny().eval()
+    g = torch.Generator().manual_seed(0)
+    idx, mask = left_pad([torch.randint(V, (n,), generator=g) for n in PROMPT_LENGTHS])
+    _, with_mask = run_recording_logits(m, idx, 4, temperature=0, attention_mask=mask)
+    _, without = run_recording_logits(m, idx, 4, temperature=0)
+    assert (with_mask[:, 0] - without[:, 0]).abs().max() > 1e-2  # row 0 is padded
+    torch.testing.assert_close(with_mask[:, 1], without[:, 1], atol=1e-5, rtol=1e-5)  # row 1 is not
