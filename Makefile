@@ -1,15 +1,27 @@
 # lm-steps: `make run` executes every notebook, `make test` runs the whole test suite.
 #
 # Variables (override on the command line, e.g. `make run LM_STEPS_PROFILE=gpu`):
-#   TORCH_SPEC        how torch is installed first (CI pins the local CPU wheel: torch==2.13.0)
+#   TORCH_SPEC        which torch to install first (default torch>=2.3; CI pins torch==2.13.0)
+#   TORCH_INDEX       where from: e.g. https://download.pytorch.org/whl/cpu for the CPU-only build
+#                     (changing TORCH_SPEC or TORCH_INDEX later reinstalls torch in the same environment)
+#   EXTRAS            the package's extras to install (default notebooks,test; add hub for `datasets`)
 #   LM_STEPS_PROFILE  smoke | cpu | gpu  (run: unset picks gpu with CUDA, else cpu; test: smoke)
+#   NOTEBOOKS         which notebooks `make run` executes and `make data` fetches for (default: all)
 #   BUILD             where executed notebooks and their HTML go (default build/)
-#   NOTEBOOKS         which notebooks `make run` executes (default: all of notebooks/*.ipynb)
+#   DATA_DIR          `make data DATA_DIR=folder`: fetch into that folder, for LM_STEPS_DATA offline
+#   KERNEL            the Jupyter kernel `make install` registers for this environment (default lm-steps)
 
-PYTHON     ?= python3
-TORCH_SPEC ?= torch>=2.3
-BUILD      ?= build
-NOTEBOOKS  ?= $(sort $(wildcard notebooks/*.ipynb))
+PYTHON      ?= python3
+TORCH_SPEC  ?= torch>=2.3
+TORCH_INDEX ?=
+EXTRAS      ?= notebooks,test
+BUILD       ?= build
+NOTEBOOKS   ?= $(sort $(wildcard notebooks/*.ipynb))
+DATA_DIR    ?=
+KERNEL      ?= lm-steps
+
+# tiktoken keeps its GPT-2/GPT-4 files here (not in a temporary folder) unless told otherwise
+export TIKTOKEN_CACHE_DIR ?= $(CURDIR)/data/tiktoken
 
 # Use the active virtual environment if there is one, else create .venv here.
 ifdef VIRTUAL_ENV
@@ -20,32 +32,70 @@ endif
 PY      := $(ENV_DIR)/bin/python
 STAMP   := $(ENV_DIR)/.lm-steps-installed
 
+# The stamp records how torch and the extras were installed. TORCH_SPEC or TORCH_INDEX given (on the
+# command line or in the environment) and different from the record reinstalls torch; left out, the
+# environment keeps the torch it has.
+TORCH_WANT  := $(strip $(TORCH_SPEC) $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)))
+STAMP_TORCH := $(strip $(shell cut -s -d'|' -f1 $(STAMP) 2>/dev/null))
+ifeq ($(filter-out file,$(origin TORCH_SPEC) $(origin TORCH_INDEX)),)
+ifneq ($(STAMP_TORCH),)
+TORCH_WANT  := $(STAMP_TORCH)
+endif
+endif
+ifneq ($(shell cat $(STAMP) 2>/dev/null),$(TORCH_WANT) | $(EXTRAS))
+.PHONY: $(STAMP)
+endif
+
+# What each notebook reads, so `make run NOTEBOOKS=...` fetches only that (unlisted notebooks: everything).
+NEEDS_01  := names
+NEEDS_02  := names
+NEEDS_03  := names
+NEEDS_03b := names
+NEEDS_04  := names
+NEEDS_05  := tinyshakespeare
+NEEDS_06  := wikitext-2-v1 tiktoken
+NEEDS_07  := tinyshakespeare
+NEEDS_08  := tinyshakespeare
+ALL_DATA  := names tinyshakespeare wikitext-2-v1 tiktoken
+NEEDS := $(sort $(foreach nb,$(NOTEBOOKS),$(or $(NEEDS_$(firstword $(subst _, ,$(notdir $(nb))))),$(ALL_DATA))))
+
 .PHONY: install data run test clean help
 
 help:
-	@echo "make run   - install, fetch data, execute notebooks into $(BUILD)/ (profile: LM_STEPS_PROFILE)"
+	@echo "make run   - install, fetch the data, execute the notebooks into $(BUILD)/ (profile: LM_STEPS_PROFILE)"
 	@echo "make test  - install, then pytest: unit tests + every notebook under nbval (smoke profile)"
+	@echo "make data  - fetch the datasets and tiktoken files (DATA_DIR=folder: into that folder, for offline use)"
+	@echo "make install - the environment only: torch, the package with its extras, the Jupyter kernel '$(KERNEL)'"
 
 $(PY):
 	$(PYTHON) -m venv $(ENV_DIR)
 
-$(STAMP): $(PY) requirements.txt pyproject.toml
-	$(PY) -m pip install "$(TORCH_SPEC)"
-	$(PY) -m pip install -r requirements.txt -e .
-	touch $(STAMP)
+$(STAMP): $(PY) pyproject.toml
+	@if [ -n '$(STAMP_TORCH)' ] && [ '$(STAMP_TORCH)' != '$(TORCH_WANT)' ]; then \
+		echo "torch was installed from '$(STAMP_TORCH)'; reinstalling it from '$(TORCH_WANT)'"; \
+		$(PY) -m pip uninstall -y -q torch; \
+	fi
+	$(PY) -m pip install $(if $(filter --index-url,$(TORCH_WANT)),$(foreach w,$(TORCH_WANT),'$(w)'),'$(TORCH_SPEC)')
+	$(PY) -m pip install -e '.[$(EXTRAS)]'
+	@$(PY) -m ipykernel install --user --name $(KERNEL) --display-name "Python (lm-steps)" >/dev/null 2>&1 \
+		&& echo "registered the Jupyter kernel '$(KERNEL)' (this environment's Python)" \
+		|| echo "note: the Jupyter kernel '$(KERNEL)' was not registered (is ipykernel installed?)"
+	@echo '$(TORCH_WANT) | $(EXTRAS)' > $(STAMP)
 
 install: $(STAMP)
 
 data: install
-	$(PY) -m lm_steps.data fetch names tinyshakespeare wikitext-2-v1
+	$(PY) -m lm_steps.data fetch $(NEEDS) $(if $(DATA_DIR),--to '$(DATA_DIR)')
 
 run: data
 	@mkdir -p $(BUILD)/notebooks $(BUILD)/html
+	@echo "profile: $$($(PY) -c 'import lm_steps; print(lm_steps.get_profile())')" \
+		"(LM_STEPS_PROFILE=$${LM_STEPS_PROFILE:-unset: gpu with CUDA, else cpu})"
 	@set -e; for nb in $(NOTEBOOKS); do \
-		echo "== $$nb (profile: $${LM_STEPS_PROFILE:-auto})"; \
+		echo "== $$nb"; \
 		$(PY) -m jupyter nbconvert --to notebook --execute --ExecutePreprocessor.timeout=-1 \
-			--output-dir $(BUILD)/notebooks "$$nb"; \
-		$(PY) -m jupyter nbconvert --to html --output-dir $(BUILD)/html \
+			--KernelManager.transport=ipc --log-level=WARN --output-dir $(BUILD)/notebooks "$$nb"; \
+		$(PY) -m jupyter nbconvert --to html --log-level=WARN --output-dir $(BUILD)/html \
 			"$(BUILD)/notebooks/$$(basename $$nb)"; \
 	done
 	@echo "executed notebooks: $(BUILD)/notebooks/   HTML: $(BUILD)/html/"

@@ -12,6 +12,12 @@ model speaks ``forward(idx, targets=None) -> (logits, loss)`` with logits of sha
 modules is at ``from lm_steps.train import fit`` and the like. Importing the package loads torch
 and the model code, not matplotlib, tiktoken or the notebook tools.
 """
+import warnings
+
+# `python -m lm_steps.data` runs a module this package has already imported; runpy warns about it, but the
+# script part only calls that module's own functions, so the two copies never meet.
+warnings.filterwarnings("ignore", message=r"'lm_steps\.\w+' found in sys\.modules", category=RuntimeWarning)
+
 from .bigram import CountingBigram, NeuralBigram
 from .checkpoint import gpt_from_checkpoint, load_checkpoint, save_checkpoint
 from .evaluate import evaluate, evaluate_stream

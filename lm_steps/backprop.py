@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from .layers import BatchNorm1d, Linear, Tanh
+from .losses import check_tokens
 from .mlp import MLP
 
 __all__ = ["cross_entropy_backward", "linear_backward", "tanh_backward", "batchnorm_backward",
@@ -83,7 +84,8 @@ def mlp_gradients(model: MLP, context: torch.Tensor, targets: torch.Tensor) -> t
         raise TypeError(f"mlp_gradients needs an lm_steps.mlp.MLP, got {type(model).__name__}")
     if not model.training:
         raise ValueError("mlp_gradients computes training-mode gradients; call model.train() first")
-    if context.dim() != 2 or context.size(1) != model.block_size or targets.shape != context.shape[:1]:
+    check_tokens(context, model.cfg.vocab_size)
+    if context.size(1) != model.block_size or targets.shape != context.shape[:1]:
         raise ValueError(f"need context (N, {model.block_size}) and targets (N,), got {tuple(context.shape)} "
                          f"and {tuple(targets.shape)}")
     emb = model.wte(context)  # (N, block_size, n_embd)

@@ -12,6 +12,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .data import boundary_id
 from .losses import check_tokens, lm_loss
 
 __all__ = ["count_bigrams", "CountingBigram", "NeuralBigram"]
@@ -20,7 +21,7 @@ __all__ = ["count_bigrams", "CountingBigram", "NeuralBigram"]
 def count_bigrams(words: Sequence[str], tokenizer, *, boundary: str = ".") -> torch.Tensor:
     """Count every bigram of ``words`` framed by ``boundary``: an int64 (V, V) table N[prev, next]."""
     V = tokenizer.vocab_size
-    b = tokenizer.encode(boundary)
+    b = [boundary_id(tokenizer, boundary)]
     N = torch.zeros(V * V, dtype=torch.long)
     for w in words:
         ids = torch.tensor(b + tokenizer.encode(w) + b)

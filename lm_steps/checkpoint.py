@@ -18,8 +18,8 @@ import torch
 from .gpt import GPT, GPTConfig
 from .utils import atomic_write, unwrap
 
-__all__ = ["FORMAT", "CheckpointError", "save_checkpoint", "load_checkpoint", "check_model_config", "restore_model",
-           "gpt_from_checkpoint"]
+__all__ = ["FORMAT", "CheckpointError", "check_tokenizer_dict", "save_checkpoint", "load_checkpoint",
+           "check_model_config", "restore_model", "gpt_from_checkpoint"]
 
 FORMAT = "lm_steps-checkpoint-1"
 REQUIRED = ("format", "model", "model_config", "step")
@@ -35,6 +35,14 @@ def _plain(cfg) -> dict | None:
     return dataclasses.asdict(cfg)
 
 
+def check_tokenizer_dict(tokenizer) -> None:
+    """Raise TypeError unless ``tokenizer`` is None or a plain dict: a checkpoint holding an object
+    could not be loaded back (``weights_only`` refuses pickled objects), so every save would be lost."""
+    if tokenizer is not None and not isinstance(tokenizer, dict):
+        raise TypeError(f"tokenizer must be a plain dict (a checkpoint loads only plain data), got "
+                        f"{type(tokenizer).__name__}; pass tokenizer.to_dict() or encoding_to_dict(enc)")
+
+
 def save_checkpoint(path: str | os.PathLike, *, model: torch.nn.Module, model_config=None, optimizer=None,
                     train_config=None, step: int = 0, rng: dict | None = None, tokenizer: dict | None = None,
                     history: dict | None = None) -> Path:
@@ -43,6 +51,7 @@ def save_checkpoint(path: str | os.PathLike, *, model: torch.nn.Module, model_co
     ``model_config`` defaults to ``model.config``; configs are stored as plain dicts
     (``dataclasses.asdict``), the tokenizer as the plain dict its ``to_dict()`` gives.
     """
+    check_tokenizer_dict(tokenizer)
     path = Path(path)
     model = unwrap(model)
     state = {

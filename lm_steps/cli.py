@@ -178,7 +178,11 @@ def cmd_train(args) -> int:
     else:
         (model_kw, tcfg), bpe_chars = CHAR_CONFIGS[config], None
     max_iters = max_iters or tcfg.max_iters
-    tcfg = replace(tcfg, max_iters=max_iters, checkpoint_every=tcfg.eval_interval)
+    tcfg = replace(tcfg, max_iters=max_iters, warmup_iters=min(tcfg.warmup_iters, max_iters),
+                   checkpoint_every=tcfg.eval_interval)  # a short run warms up for all of it at most
+    if args.resume:  # keep the warmup the run started with (a short first run shortened it)
+        stored_cfg = load_checkpoint(ckpt_path).get("train_config") or {}
+        tcfg = replace(tcfg, warmup_iters=stored_cfg.get("warmup_iters", tcfg.warmup_iters))
     device = _device(args.device)
 
     splits = _splits(data)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import http.client
+import numbers
 import os
 import random
 import shutil
@@ -32,7 +33,7 @@ __all__ = [
     "DataFile", "DATASETS", "DataError", "ChecksumError", "DataUnavailableError",
     "default_cache_dir", "sha256_file", "fetch",
     "load_names", "names_splits", "load_shakespeare", "shakespeare_splits",
-    "load_wikitext", "wikitext_splits", "make_examples", "get_batch",
+    "load_wikitext", "wikitext_splits", "boundary_id", "make_examples", "get_batch",
 ]
 
 
@@ -124,8 +125,8 @@ def _download(spec: DataFile, dest: Path, progress: bool) -> None:
     def unavailable(err: Exception) -> DataUnavailableError:
         return DataUnavailableError(
             f"cannot download {spec.url} ({type(err).__name__}: {err}). With no network, put a copy of the file at "
-            f"$LM_STEPS_DATA/{spec.path} (set LM_STEPS_DATA to a folder of pre-downloaded copies) "
-            f"or at {dest}."
+            f"$LM_STEPS_DATA/{spec.path} (set LM_STEPS_DATA to a folder of pre-downloaded copies; "
+            f"`make data DATA_DIR=folder` builds one on a machine with network) or at {dest}."
         )
 
     try:
@@ -177,7 +178,11 @@ def fetch(name: str, *, cache_dir: str | os.PathLike | None = None,
     if source_dir is None and os.environ.get("LM_STEPS_DATA"):
         source_dir = os.environ["LM_STEPS_DATA"]
     source = Path(source_dir).expanduser() if source_dir is not None else None
-    return {key: _fetch_file(spec, cache, source, progress) for key, spec in DATASETS[name].items()}
+    __tracebackhide__ = True  # noqa: F841  (IPython and pytest show the message, not the frames below)
+    try:
+        return {key: _fetch_file(spec, cache, source, progress) for key, spec in DATASETS[name].items()}
+    except DataError as err:  # its message names the file and the fix; the urllib chain below it would bury that
+        raise err.with_traceback(None) from None
 
 
 # ----------------------------------------------------------------------------- names
@@ -197,6 +202,15 @@ def names_splits(words: Sequence[str] | None = None, seed: int = 42, **fetch_kw)
     return words[:n1], words[n1:n2], words[n2:]
 
 
+def boundary_id(tokenizer, boundary: str) -> int:
+    """The id of ``boundary``, which must be one token of ``tokenizer`` (e.g. ``'.'``)."""
+    ids = tokenizer.encode(boundary)
+    if len(ids) != 1:
+        raise ValueError(f"boundary must be one symbol of the tokenizer, got {boundary!r} ({len(ids)} tokens); "
+                         f"pass the character that frames each word, e.g. boundary='.'")
+    return ids[0]
+
+
 def make_examples(words: Sequence[str], block_size: int, tokenizer, *, boundary: str = "."):
     """(context -> next character) examples, as in the makemore lecture.
 
@@ -206,7 +220,9 @@ def make_examples(words: Sequence[str], block_size: int, tokenizer, *, boundary:
     """
     if block_size < 1:
         raise ValueError(f"block_size must be at least 1, got {block_size}")
-    b = tokenizer.encode(boundary)[0]
+    if isinstance(words, str):
+        raise TypeError(f"words must be a list of words, got one string {words[:20]!r}; pass [text] or text.split()")
+    b = boundary_id(tokenizer, boundary)
     xs, ys = [], []
     for w in words:
         context = [b] * block_size
@@ -234,6 +250,15 @@ def shakespeare_splits(text: str | None = None, **fetch_kw) -> tuple[str, str]:
 def get_batch(data: torch.Tensor, batch_size: int, block_size: int, *,
               generator: torch.Generator | None = None, device: str | torch.device = "cpu"):
     """Random windows of a 1-D token stream: ``x`` (B, T) and ``y`` = ``x`` shifted by one."""
+    if not isinstance(data, torch.Tensor):
+        raise TypeError(f"data must be a 1-D LongTensor of token ids, got {type(data).__name__}; "
+                        f"convert it with torch.tensor(ids, dtype=torch.long)")
+    if data.dtype not in (torch.int64, torch.int32):
+        raise ValueError(f"data must hold integer token ids (torch.long), got dtype {data.dtype}; "
+                         f"convert it with data.long()")
+    for name, value in (("batch_size", batch_size), ("block_size", block_size)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
     if data.dim() != 1 or len(data) <= block_size:
         raise ValueError(f"need a 1-D stream longer than block_size={block_size}, got shape {tuple(data.shape)}")
     ix = torch.randint(len(data) - block_size, (batch_size,), generator=generator)
@@ -289,12 +314,30 @@ def _main(argv: Sequence[str] | None = None) -> None:
 
     parser = argparse.ArgumentParser(prog="python -m lm_steps.data", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
-    p = sub.add_parser("fetch", help="fetch and verify datasets")
-    p.add_argument("names", nargs="+", choices=list(DATASETS))
+    p = sub.add_parser("fetch", help="fetch and verify datasets (and tiktoken's GPT-2/GPT-4 files)")
+    p.add_argument("names", nargs="+", choices=list(DATASETS) + ["tiktoken"])
+    p.add_argument("--to", metavar="DIR", help="fetch into DIR (an LM_STEPS_DATA folder for offline machines, "
+                   "with tiktoken's files in DIR/tiktoken) instead of the cache")
     args = parser.parse_args(argv)
-    for name in args.names:
-        for key, path in fetch(name).items():
-            print(f"{name}:{key} -> {path}")
+    if args.to and "tiktoken" in args.names:
+        os.environ["TIKTOKEN_CACHE_DIR"] = str(Path(args.to, "tiktoken").expanduser().resolve())
+    try:
+        for name in args.names:
+            if name == "tiktoken":
+                from .tokenizers import pretrained_encoding
+
+                for enc in ("r50k_base", "cl100k_base"):
+                    pretrained_encoding(enc)
+                    where = os.environ.get("TIKTOKEN_CACHE_DIR") or "a temporary folder (set TIKTOKEN_CACHE_DIR to keep it)"
+                    print(f"tiktoken:{enc} -> {where}")
+                continue
+            for key, path in fetch(name, cache_dir=args.to).items():
+                print(f"{name}:{key} -> {path}")
+    except (DataError, RuntimeError) as err:
+        raise SystemExit(f"python -m lm_steps.data: error: {err}") from None
+    if args.to:
+        print(f"offline, use it with LM_STEPS_DATA={Path(args.to).expanduser().resolve()}"
+              + (f" TIKTOKEN_CACHE_DIR={os.environ['TIKTOKEN_CACHE_DIR']}" if "tiktoken" in args.names else ""))
 
 
 if __name__ == "__main__":

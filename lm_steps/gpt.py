@@ -271,6 +271,9 @@ class GPT(nn.Module):
 
     def __init__(self, config: GPTConfig, *, generator: torch.Generator | None = None):
         super().__init__()
+        if not isinstance(config, GPTConfig):
+            raise TypeError(f"config must be a GPTConfig, got {type(config).__name__}; "
+                            f"build one with GPTConfig(**fields)")
         self.config = config
         self.transformer = nn.ModuleDict(dict(
             wte=nn.Embedding(config.vocab_size, config.n_embd),

@@ -23,7 +23,7 @@ class Linear(nn.Module):
     """``x @ weight + bias`` with ``weight`` of shape (fan_in, fan_out) drawn from N(0, 1/fan_in).
 
     Dividing by sqrt(fan_in) keeps the output's variance equal to the input's; multiply by a
-    gain (5/3 before a tanh, Kaiming's advice) with :meth:`scale_`. ``torch.nn.Linear`` stores
+    gain (5/3 before a tanh, PyTorch's calculate_gain("tanh")) with :meth:`scale_`. ``torch.nn.Linear`` stores
     the transpose, (fan_out, fan_in).
     """
 

@@ -29,8 +29,21 @@ def lm_loss(logits: torch.Tensor, targets: torch.Tensor, *, reduction: str = "me
         targets = targets[:, None]  # (B, 1)
     if targets.shape != logits.shape[:2]:
         raise ValueError(f"targets of shape {tuple(targets.shape)} do not match logits {tuple(logits.shape)}")
-    return F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), targets.reshape(-1),  # (B*T, V), (B*T,)
-                           ignore_index=IGNORE_INDEX, reduction=reduction, label_smoothing=label_smoothing)
+    if targets.dtype not in (torch.int64, torch.int32, torch.uint8):
+        raise ValueError(f"targets must hold integer token ids (torch.long), got dtype {targets.dtype}; "
+                         f"convert them with targets.long()")
+    try:
+        return F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(),  # (B*T, V)
+                               targets.reshape(-1).long(),  # (B*T,)
+                               ignore_index=IGNORE_INDEX, reduction=reduction, label_smoothing=label_smoothing)
+    except IndexError:  # torch's "Target 99 is out of bounds": checked only on failure, so the step pays nothing
+        V = logits.size(-1)
+        bad = targets[(targets != IGNORE_INDEX) & ((targets < 0) | (targets >= V))]
+        if len(bad) == 0:
+            raise
+        raise ValueError(f"target id {int(bad[0])} is outside the vocabulary: targets must be in [0, {V}) "
+                         f"(vocab_size={V}), or {IGNORE_INDEX} for a position to ignore; encode them with the "
+                         f"model's own tokenizer") from None
 
 
 def check_tokens(idx: torch.Tensor, vocab_size: int) -> None:
@@ -43,8 +56,9 @@ def check_tokens(idx: torch.Tensor, vocab_size: int) -> None:
     if not isinstance(idx, torch.Tensor):
         raise TypeError(f"idx must be a (B, T) tensor of token ids, got {type(idx).__name__}; "
                         f"wrap it with torch.tensor([ids])")
-    if idx.dtype.is_floating_point or idx.dtype.is_complex or idx.dtype == torch.bool:
-        raise ValueError(f"idx must hold integer token ids (torch.long), got dtype {idx.dtype}")
+    if idx.dtype not in (torch.int64, torch.int32):  # uint8 would index as a mask, float not at all
+        raise ValueError(f"idx must hold integer token ids (torch.long), got dtype {idx.dtype}; "
+                         f"convert it with idx.long()")
     if idx.dim() != 2:
         hint = "; add a batch dimension with idx[None]" if idx.dim() == 1 else ""
         raise ValueError(f"idx must be (B, T): a batch of token sequences, got shape {tuple(idx.shape)}{hint}")

@@ -21,7 +21,7 @@ from .layers import BatchNorm1d, Embedding, Linear, Sequential, Tanh
 
 __all__ = ["MLPConfig", "MLP", "MLP_CONFIGS", "INITS", "TANH_GAIN", "MLP_RECIPES"]
 
-TANH_GAIN = 5 / 3  # Kaiming et al.'s gain for tanh
+TANH_GAIN = 5 / 3  # PyTorch's gain for tanh, torch.nn.init.calculate_gain("tanh")
 INITS = ("naive", "scaled_output", "kaiming")
 
 
@@ -63,6 +63,8 @@ class MLP(FixedContextLM):
     def __init__(self, cfg: MLPConfig, *, generator: torch.Generator | None = None,
                  device: str | torch.device = "cpu"):
         super().__init__()
+        if not isinstance(cfg, MLPConfig):
+            raise TypeError(f"cfg must be an MLPConfig, got {type(cfg).__name__}; build one with MLPConfig(**fields)")
         self.cfg = cfg
         self.wte = Embedding(cfg.vocab_size, cfg.n_embd, generator=generator, device=device)
         layers, width = [], cfg.block_size * cfg.n_embd

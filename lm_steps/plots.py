@@ -19,7 +19,7 @@ def _axes(ax, figsize):
 
 
 def bigram_heatmap(table, labels: Sequence[str], *, ax=None, fmt: str = "{:d}", title: str | None = None,
-                   cmap: str = "Blues", fontsize: float = 5.5):
+                   cmap: str = "Blues", fontsize: float = 8):
     """A (V, V) table as a heatmap with each cell's bigram and value written in it.
 
     ``table`` is counts (``fmt="{:d}"``) or probabilities (``fmt="{:.2f}"``). Rows are the
@@ -29,7 +29,7 @@ def bigram_heatmap(table, labels: Sequence[str], *, ax=None, fmt: str = "{:d}", 
     V = t.shape[0]
     if t.shape != (V, V) or len(labels) != V:
         raise ValueError(f"need a square table with one label per row, got {t.shape} and {len(labels)} labels")
-    ax = _axes(ax, (14, 14))
+    ax = _axes(ax, (11, 11))
     ax.imshow(t, cmap=cmap)
     dark = np.nanmax(t) * 0.6
     for i in range(V):

@@ -32,7 +32,11 @@ def load_results(profile: str | None = None) -> dict[str, dict]:
     path = results_path(profile)
     if not path.exists():
         return {}
-    return json.loads(path.read_text())
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"the results log {path} is not valid JSON ({e}); fix or delete it "
+                         f"(set LM_STEPS_RESULTS to keep the log elsewhere)") from None
 
 
 def record(name: str, *, profile: str | None = None, **metrics) -> dict:
@@ -41,6 +45,12 @@ def record(name: str, *, profile: str | None = None, **metrics) -> dict:
     Returns the stored entry. Example: ``record("03 MLP", dataset="names", split="dev",
     nats_per_char=2.09, bits_per_char=3.02)``.
     """
+    for key, value in metrics.items():  # checked before the log is touched: a bad value loses nothing
+        try:
+            json.dumps(value, allow_nan=False)
+        except (TypeError, ValueError):
+            raise ValueError(f"metric {key}={value!r} cannot be recorded: values must be JSON numbers, strings, "
+                             f"lists or dicts, and finite (convert a tensor with .item())") from None
     path = results_path(profile)
     data = load_results(profile)
     data[name] = dict(metrics)

@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import inspect
+import math
 
 import torch
 
+from .data import boundary_id
 from .utils import eval_mode
 
 __all__ = ["sample_next", "left_pad", "generate", "beam_search", "complete", "sample_words"]
@@ -37,6 +39,9 @@ def sample_next(logits: torch.Tensor, *, temperature: float = 1.0, top_k: int | 
                          f"distribution), got {temperature!r}")
     if logits.dim() != 2:
         raise ValueError(f"logits must be (B, V), got shape {tuple(logits.shape)}")
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator (or None), got {generator!r}; "
+                        f"write generator=torch.Generator().manual_seed({generator!r})")
     logits = logits.float()
     bad_rows = (torch.isnan(logits) | (logits == float("inf"))).any(dim=-1) | ~torch.isfinite(logits).any(dim=-1)
     if bad_rows.any():
@@ -109,6 +114,9 @@ def _check_left_padding(attention_mask: torch.Tensor, shape: tuple[int, ...]) ->
 
 
 def _start(idx: torch.Tensor, start_token: int) -> torch.Tensor:
+    if not isinstance(idx, torch.Tensor):
+        raise TypeError(f"idx must be a (B, T) tensor of token ids, got {type(idx).__name__}; "
+                        f"wrap it with torch.tensor([ids])")
     if idx.dim() != 2:
         raise ValueError(f"idx must be (B, T) token ids, got shape {tuple(idx.shape)}")
     if idx.size(1) == 0:  # an empty prompt starts from start_token
@@ -199,6 +207,9 @@ def beam_search(model: torch.nn.Module, idx: torch.Tensor, beam_width: int, max_
         raise ValueError(f"beam_width must be >= 1, got {beam_width}")
     if max_new_tokens < 0:
         raise ValueError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
+    if not _is_number(length_penalty) or not math.isfinite(length_penalty):
+        raise ValueError(f"length_penalty must be a finite number (0 ranks by total log-probability), "
+                         f"got {length_penalty!r}")
     beams, scores = idx, torch.zeros(1, device=idx.device)  # (nb, T), (nb,)
     finished: list[tuple[float, torch.Tensor]] = []
     with eval_mode(model):
@@ -243,7 +254,9 @@ def sample_words(model: torch.nn.Module, tokenizer, n: int, *, generator: torch.
     The words are drawn side by side, one token per step for all of them, so the result is a
     function of the generator's seed alone.
     """
-    b = tokenizer.encode(boundary)[0]
+    if isinstance(max_len, bool) or not isinstance(max_len, int) or max_len < 1:
+        raise ValueError(f"max_len must be a positive integer (the most tokens a word may have), got {max_len!r}")
+    b = boundary_id(tokenizer, boundary)
     idx = torch.full((n, 1), b, dtype=torch.long, device=device)
     out = []
     for _ in range(max_len):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import heapq
 import json
+import numbers
 import os
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -256,6 +257,10 @@ def train_bpe(text: str, vocab_size: int, *, pattern: str = GPT4_SPLIT_PATTERN,
     ``enc.encode(text, allowed_special=...)``. Fewer tokens result if the text runs out of pairs.
     """
     special_tokens = check_special_tokens(special_tokens)
+    if not isinstance(text, str):
+        raise TypeError(f"text must be a str, got {type(text).__name__}; decode bytes with .decode('utf-8')")
+    if isinstance(vocab_size, bool) or not isinstance(vocab_size, numbers.Integral):
+        raise ValueError(f"vocab_size must be an integer, got {vocab_size!r}")
     n_merges = vocab_size - 256 - len(special_tokens)
     if n_merges < 0:
         raise ValueError(f"vocab_size={vocab_size} is below 256 bytes + {len(special_tokens)} special tokens; "
@@ -410,9 +415,10 @@ def pretrained_encoding(name: str):
         return tiktoken.get_encoding(name)
     except Exception as err:  # tiktoken raises requests/OS errors from deep inside
         cache = os.environ.get("TIKTOKEN_CACHE_DIR") or os.environ.get("DATA_GYM_CACHE_DIR")
+        reason = " ".join(str(err).split())[:160]
         raise RuntimeError(
-            f"tiktoken could not load {name!r} ({type(err).__name__}: {err}). It downloads the rank file "
-            f"once and caches it in TIKTOKEN_CACHE_DIR (now {cache or 'unset: a temporary folder'}). "
-            f"Without a network, set TIKTOKEN_CACHE_DIR to a folder that holds the cached file "
-            f"(this project's shared data has one: data/tiktoken)."
-        ) from err
+            f"tiktoken could not load {name!r} ({type(err).__name__}: {reason}). It downloads its file once into "
+            f"TIKTOKEN_CACHE_DIR ({'now ' + cache if cache else 'unset: a temporary folder'}). Without a network: "
+            f"on a machine with one, run `python -m lm_steps.data fetch tiktoken --to DIR` (or `make data "
+            f"DATA_DIR=DIR`), copy DIR here and set TIKTOKEN_CACHE_DIR=DIR/tiktoken."
+        ) from None

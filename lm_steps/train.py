@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import numbers
 import os
 import time
 from typing import Callable, Collection
@@ -17,7 +18,8 @@ import torch
 import torch.distributed as dist
 from tqdm.auto import tqdm
 
-from .checkpoint import CheckpointError, check_model_config, load_checkpoint, restore_model, save_checkpoint
+from .checkpoint import (CheckpointError, check_model_config, check_tokenizer_dict, load_checkpoint, restore_model,
+                         save_checkpoint)
 from .config import OPTIMIZERS, SCHEDULES, Recipe, TrainConfig, lr_at
 from .data import get_batch
 from .evaluate import evaluate
@@ -53,7 +55,8 @@ def fit(model: torch.nn.Module, X: torch.Tensor, Y: torch.Tensor, *, steps: int,
     if len(X) == 0 or len(X) != len(Y):
         raise ValueError(f"need as many targets as examples, at least one: got {len(X)} examples, {len(Y)} targets")
     X, Y = X.to(device), Y.to(device)
-    lr_of = lr if callable(lr) else (lambda step: lr)
+    lr_of = (lambda step: _check_lr(lr(step), step)) if callable(lr) else (lambda step: lr)
+    _check_lr(lr_of(0), 0)
     params = [p for p in model.parameters() if p.requires_grad]
     if optimizer == "sgd":
         opt = torch.optim.SGD(params, lr=lr_of(0), weight_decay=weight_decay)
@@ -94,6 +97,15 @@ def fit(model: torch.nn.Module, X: torch.Tensor, Y: torch.Tensor, *, steps: int,
     if bar is not None:
         bar.close()
     return history
+
+
+def _check_lr(lr, step: int) -> float:
+    """``lr`` if it is a finite number >= 0; otherwise a ValueError naming it (SGD with a NaN rate
+    would turn every weight into NaN without a word)."""
+    if isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not 0 <= lr < math.inf:
+        raise ValueError(f"lr must be a finite number >= 0 (or a function of the step returning one), "
+                         f"got {lr!r} at step {step}")
+    return lr
 
 
 def grad_norm(model: torch.nn.Module) -> torch.Tensor:
@@ -271,6 +283,9 @@ def train(model: torch.nn.Module, data, cfg: TrainConfig, *, device: str | torch
     each step. Returns lists ``step``, ``loss``, ``lr`` per step and ``val_step``,
     ``train_eval_loss``, ``val_loss``, ``elapsed`` (seconds) per evaluation.
     """
+    if not isinstance(cfg, TrainConfig):
+        raise TypeError(f"cfg must be a TrainConfig, got {type(cfg).__name__}; build one with TrainConfig(**fields)")
+    check_tokenizer_dict(tokenizer)  # before training, not at the first checkpoint
     device = torch.device(device)
     ddp = dist.is_available() and dist.is_initialized()
     rank, world = (dist.get_rank(), dist.get_world_size()) if ddp else (0, 1)

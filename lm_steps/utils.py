@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 __all__ = ["PROFILES", "auto_device", "eval_mode", "unwrap", "atomic_write", "remove_stale_temps", "set_seed",
-           "make_generator", "get_profile", "by_profile"]
+           "make_generator", "get_profile", "by_profile", "profile_table"]
 
 PROFILES = ("smoke", "cpu", "gpu")
 T = TypeVar("T")
@@ -150,3 +150,26 @@ def by_profile(*, smoke: T, cpu: T, gpu: T, profile: str | None = None) -> T:
     if profile not in PROFILES:
         raise ValueError(f"profile {profile!r} is not one of {', '.join(PROFILES)}")
     return {"smoke": smoke, "cpu": cpu, "gpu": gpu}[profile]
+
+
+def profile_table(profile: str | None = None, **rows: tuple) -> dict:
+    """The current profile's column of a table of ``name=(smoke, cpu, gpu)`` rows, as a dict.
+
+    A notebook's parameters cell reads as one table, a row per size and a column per profile::
+
+        P = profile_table(
+            #           smoke     cpu      gpu
+            steps=    (    50,  20_000, 200_000),
+            n_embd=   (    16,     192,     384),
+        )
+    """
+    profile = get_profile() if profile is None else profile
+    if profile not in PROFILES:
+        raise ValueError(f"profile {profile!r} is not one of {', '.join(PROFILES)}")
+    out = {}
+    for name, values in rows.items():
+        if not isinstance(values, tuple) or len(values) != len(PROFILES):
+            raise ValueError(f"{name} needs a tuple of {len(PROFILES)} values, one per profile "
+                             f"({', '.join(PROFILES)}), got {values!r}")
+        out[name] = values[PROFILES.index(profile)]
+    return out

@@ -23,7 +23,8 @@ from .fixed_context import FixedContextLM
 from .layers import BatchNorm1d, Embedding, FlattenConsecutive, Linear, Sequential, Tanh
 from .losses import check_tokens, lm_loss
 
-__all__ = ["WaveNetConfig", "WaveNet", "WAVENET_CONFIGS", "WAVENET_RECIPES", "CausalConvWaveNet"]
+__all__ = ["WaveNetConfig", "WaveNet", "WAVENET_CONFIGS", "WAVENET_RECIPES", "CausalConvWaveNet", "GatedWaveNetConfig",
+           "GatedWaveNet"]
 
 
 @dataclass(frozen=True)
@@ -135,3 +136,82 @@ class CausalConvWaveNet(nn.Module):
             else:
                 x = layer(x)  # Linear, BatchNorm1d and Tanh act on the last dimension
         return x, None if targets is None else lm_loss(x, targets)  # x: (B, T, V)
+
+
+# ----------------------------------------------------------------------------- the gated WaveNet
+@dataclass(frozen=True)
+class GatedWaveNetConfig:
+    """Sizes of :class:`GatedWaveNet`: context ``block_size`` (a power of two), embedding ``n_embd``,
+    ``n_residual`` channels in the residual stream and ``n_skip`` in the skip sum. The defaults
+    give 73,349 parameters, about the lecture WaveNet's 76,579."""
+
+    vocab_size: int = 27
+    block_size: int = 8
+    n_embd: int = 24
+    n_residual: int = 58
+    n_skip: int = 116
+
+    def __post_init__(self):
+        check_ints(self, ("vocab_size", "block_size", "n_embd", "n_residual", "n_skip"), minimum=1)
+        if self.block_size < 2 or self.block_size & (self.block_size - 1):
+            raise ValueError(f"block_size must be a power of two >= 2 (one gated layer per doubling), "
+                             f"got {self.block_size}")
+
+    @property
+    def n_levels(self) -> int:
+        """Number of gated layers, log2(block_size)."""
+        return int(math.log2(self.block_size))
+
+
+class GatedWaveNet(FixedContextLM):
+    """The original WaveNet's layer (van den Oord et al., 2016): gated, with residual and skip connections.
+
+    Each layer k reads pairs (t - d, t) of the residual stream, d = 2^k, as a kernel-2 dilated
+    causal convolution does, and computes ``z = tanh(W_f [x_{t-d}, x_t]) * sigmoid(W_g [x_{t-d}, x_t])``:
+    the sigmoid gate decides, unit by unit, how much of the tanh filter passes. ``z`` goes two
+    ways: back into the stream through a 1x1 projection added to ``x_t`` (the residual connection,
+    so each layer learns a correction and gradients reach the embedding directly), and into the
+    skip sum through another 1x1 projection (every layer speaks to the output). The logits are a
+    linear map of ReLU(skip sum). No BatchNorm. Parameters: ``wte``, ``inp``, ``filters``,
+    ``gates``, ``residual`` (one fewer: the last layer's stream is not read), ``skip``, ``out``.
+    """
+
+    def __init__(self, cfg: GatedWaveNetConfig, *, generator: torch.Generator | None = None,
+                 device: str | torch.device = "cpu"):
+        super().__init__()
+        self.cfg = cfg
+        R, S = cfg.n_residual, cfg.n_skip
+
+        def linear(fan_in, fan_out):
+            return Linear(fan_in, fan_out, generator=generator, device=device)
+
+        self.wte = Embedding(cfg.vocab_size, cfg.n_embd, generator=generator, device=device)
+        self.inp = linear(cfg.n_embd, R)
+        self.filters = nn.ModuleList(linear(2 * R, R) for _ in range(cfg.n_levels))
+        self.gates = nn.ModuleList(linear(2 * R, R) for _ in range(cfg.n_levels))
+        self.residual = nn.ModuleList(linear(R, R) for _ in range(cfg.n_levels - 1))
+        self.skip = nn.ModuleList(linear(R, S) for _ in range(cfg.n_levels))
+        self.out = linear(S, cfg.vocab_size).scale_(0.1)  # logits start small: loss near ln V
+
+    @property
+    def block_size(self) -> int:
+        """Characters of context (the receptive field)."""
+        return self.cfg.block_size
+
+    @property
+    def vocab_size(self) -> int:
+        """Number of tokens."""
+        return self.cfg.vocab_size
+
+    def predict(self, context: torch.Tensor) -> torch.Tensor:
+        """Logits (N, V) after each context (N, block_size)."""
+        x = self.inp(self.wte(context))  # (N, L, R), L = block_size
+        skips = 0
+        for k in range(self.cfg.n_levels):
+            d = 2 ** k
+            pairs = torch.cat([x[:, :-d], x[:, d:]], dim=-1)  # (N, L - d, 2R): (t - d, t) for every t that has both
+            z = torch.tanh(self.filters[k](pairs)) * torch.sigmoid(self.gates[k](pairs))  # (N, L - d, R)
+            skips = skips + self.skip[k](z[:, -1])  # (N, S): only the last position is predicted
+            if k < self.cfg.n_levels - 1:
+                x = x[:, d:] + self.residual[k](z)  # (N, L - d, R)
+        return self.out(torch.relu(skips))  # (N, V)

@@ -31,3 +31,19 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+# ----------------------------------------------------------------------------- helpers (import from conftest)
+def gen(seed: int = 0) -> "torch.Generator":
+    """A CPU ``torch.Generator`` seeded with ``seed``: explicit randomness for every test."""
+    import torch
+
+    return torch.Generator().manual_seed(seed)
+
+
+def tiny_gpt(vocab_size: int = 65, **kw):
+    """A 2-layer, 4-head, 32-wide GPT with block size 16 (``kw`` overrides any field), initialised from seed 0."""
+    from lm_steps.gpt import GPT, GPTConfig
+
+    cfg = GPTConfig(**{**dict(vocab_size=vocab_size, block_size=16, n_layer=2, n_head=4, n_embd=32), **kw})
+    return GPT(cfg, generator=gen(0))

@@ -97,6 +97,8 @@ def test_mlp_gradients_bad_input():
     x, y = torch.zeros(4, 3, dtype=torch.long), torch.zeros(4, dtype=torch.long)
     with pytest.raises(ValueError, match="context"):
         mlp_gradients(model, x[:, :2], y)
+    with pytest.raises(ValueError, match="token id 27 is outside"):
+        mlp_gradients(model, x + 27, y)
     with pytest.raises(TypeError, match="MLP"):
         mlp_gradients(LastPosition(model), x, y)
     model.eval()

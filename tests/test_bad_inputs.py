@@ -269,3 +269,44 @@ def test_encoding_dict_with_a_repeated_token(bpe_file):
         T.encoding_from_dict(d)
     with pytest.raises(ValueError, match="holds 287 tokens but n_tokens=288"):
         T.encoding_from_dict({**d, "tokens": d["tokens"][:-1]})
+
+
+# ----------------------------------------------------------------------------- more bad inputs (a second round of probes)
+def _words(**kw):
+    from lm_steps.sample import sample_words
+
+    tok = T.CharTokenizer.from_text("abcdefghijklmnop", boundary=".")  # 17 symbols, as the tiny GPT
+    return sample_words(tiny_gpt(), tok, 2, generator=torch.Generator().manual_seed(0), **kw)
+
+
+PROMPT = torch.zeros(1, 2, dtype=torch.long)
+MORE = [  # (what is tried, the call, the error type, a pattern its message must match)
+    ("generate from a list", lambda: generate(tiny_gpt(), [[1, 2]], 2), TypeError, r"wrap it with torch.tensor\(\[ids\]\)"),
+    ("generator an int seed", lambda: generate(tiny_gpt(), PROMPT, 2, generator=0), TypeError,
+     r"generator must be a torch.Generator.*torch.Generator\(\).manual_seed\(0\)"),
+    ("sample_next generator a string", lambda: sample_next(LOGITS, generator="cpu"), TypeError, "torch.Generator"),
+    ("beam_search length_penalty nan", lambda: beam_search(tiny_gpt(), PROMPT, 2, 3, eos_token=1,
+                                                           length_penalty=float("nan")), ValueError,
+     r"length_penalty must be a finite number .*got nan"),
+    ("sample_words max_len 0", lambda: _words(max_len=0), ValueError, "max_len must be a positive integer.*got 0"),
+    ("sample_words boundary of two symbols", lambda: _words(boundary="ab"), ValueError,
+     r"boundary must be one symbol of the tokenizer, got 'ab' \(2 tokens\)"),
+    ("uint8 token ids (a mask to torch)", lambda: tiny_gpt()(torch.zeros(1, 3, dtype=torch.uint8)), ValueError,
+     r"got dtype torch.uint8; convert it with idx.long\(\)"),
+    ("train_bpe on bytes", lambda: T.train_bpe(b"abc abc", 300), TypeError, r"text must be a str, got bytes"),
+    ("train_bpe vocab_size float", lambda: T.train_bpe("abc abc", 260.5), ValueError,
+     "vocab_size must be an integer, got 260.5"),
+    ("GPT from a dict", lambda: GPT({"vocab_size": V}), TypeError, r"config must be a GPTConfig, got dict"),
+]
+
+
+@pytest.mark.parametrize("call, error, match", [c[1:] for c in MORE], ids=[c[0] for c in MORE])
+def test_more_bad_inputs(call, error, match):
+    with pytest.raises(error, match=match):
+        call()
+
+
+def test_int32_token_ids_still_work():
+    model = tiny_gpt()
+    idx = torch.tensor([[1, 2, 3]])
+    torch.testing.assert_close(model(idx.int())[0], model(idx)[0], rtol=0, atol=0)

@@ -380,3 +380,118 @@ def test_every_model_names_a_bad_token_id(name, idx, message):
         model(idx)
     logits, _ = model(torch.tensor([[0, 5, 26]]))  # the edges of the vocabulary are fine
     assert logits.shape[-1] == 27 and torch.isfinite(logits).all()
+
+
+@pytest.mark.parametrize("name", list(every_model()))
+@pytest.mark.parametrize("targets, message", [
+    (torch.tensor([[1, 2, 27]]), r"target id 27 is outside the vocabulary: targets must be in \[0, 27\)"),
+    (torch.tensor([[1, 2, -5]]), r"target id -5 is outside the vocabulary.* or -1 for a position to ignore"),
+    (torch.tensor([[1.0, 2.0, 3.0]]), r"targets must hold integer token ids \(torch.long\), got dtype torch.float32"),
+])
+def test_every_model_names_a_bad_target(name, targets, message):
+    model = every_model()[name]
+    idx, good = torch.tensor([[0, 5, 26]]), torch.tensor([[-1, 0, 26]])  # the ignore index and the edges are fine
+    if name == "LastPosition":  # predicts the last position only: (B,) targets
+        targets, good = targets[:, -1], good[:, -1]
+    with pytest.raises(ValueError, match=message):
+        model(idx, targets)
+    _, loss = model(idx, good)
+    assert torch.isfinite(loss)
+
+
+# ----------------------------------------------------------------------------- a second round of probes: data,
+# training entry points, results. Each row: (what is tried, the call, the error type, a pattern of its message).
+STREAM = torch.arange(40) % 20
+X3, Y3 = torch.zeros(8, 3, dtype=torch.long), torch.ones(8, dtype=torch.long)
+
+
+def _chars():
+    from lm_steps.tokenizers import CharTokenizer
+
+    return CharTokenizer.from_text("abc", boundary=".")
+
+
+def _fit(**kw):
+    return fit(MLP(MLPConfig(vocab_size=20, n_embd=4, n_hidden=8), generator=torch.Generator().manual_seed(0)),
+               X3, Y3, steps=3, **kw)
+
+
+SHORT = TrainConfig(max_iters=2, batch_size=2, eval_interval=1, eval_iters=1, warmup_iters=0, dtype="float32")
+ENTRY = [
+    ("get_batch batch_size 0", lambda: data.get_batch(STREAM, 0, 4), ValueError, "batch_size must be a positive integer, got 0"),
+    ("get_batch block_size 0", lambda: data.get_batch(STREAM, 2, 0), ValueError, "block_size must be a positive integer, got 0"),
+    ("get_batch block_size float", lambda: data.get_batch(STREAM, 2, 4.0), ValueError, "block_size must be a positive integer, got 4.0"),
+    ("get_batch float data", lambda: data.get_batch(STREAM.float(), 2, 4), ValueError,
+     r"data must hold integer token ids \(torch.long\), got dtype torch.float32"),
+    ("get_batch from a list", lambda: data.get_batch(list(range(40)), 2, 4), TypeError, r"got list; convert it with torch.tensor"),
+    ("make_examples of one string", lambda: data.make_examples("abc", 3, _chars()), TypeError,
+     r"words must be a list of words, got one string 'abc'"),
+    ("make_examples boundary of two symbols", lambda: data.make_examples(["ab"], 3, _chars(), boundary="ab"), ValueError,
+     r"boundary must be one symbol of the tokenizer, got 'ab' \(2 tokens\)"),
+    ("make_examples empty boundary", lambda: data.make_examples(["ab"], 3, _chars(), boundary=""), ValueError,
+     r"got '' \(0 tokens\)"),
+    ("fit lr nan", lambda: _fit(lr=float("nan")), ValueError, r"lr must be a finite number >= 0 .*got nan at step 0"),
+    ("fit lr negative", lambda: _fit(lr=-0.1), ValueError, "got -0.1 at step 0"),
+    ("fit lr a string", lambda: _fit(lr="0.1"), ValueError, "got '0.1' at step 0"),
+    ("fit lr schedule turning nan", lambda: _fit(lr=lambda s: 0.1 if s < 2 else float("nan")), ValueError,
+     "got nan at step 2"),
+    ("fit target outside the vocabulary", lambda: fit(MLP(MLPConfig(vocab_size=20, n_embd=4, n_hidden=8)), X3,
+                                                      torch.full((8,), 20), steps=1, lr=0.1), ValueError,
+     r"target id 20 is outside the vocabulary: targets must be in \[0, 20\)"),
+    ("train with a dict for cfg", lambda: train(tiny_gpt(), (STREAM, STREAM), {"max_iters": 2}), TypeError,
+     r"cfg must be a TrainConfig, got dict"),
+    ("train with a tokenizer object", lambda: train(tiny_gpt(), (STREAM, STREAM), SHORT, tokenizer=_chars()), TypeError,
+     r"tokenizer must be a plain dict .* pass tokenizer.to_dict\(\)"),
+    ("MLP from a dict", lambda: MLP({"vocab_size": 20}), TypeError, "cfg must be an MLPConfig, got dict"),
+]
+
+
+@pytest.mark.parametrize("call, error, match", [c[1:] for c in ENTRY], ids=[c[0] for c in ENTRY])
+def test_entry_points_refuse_bad_arguments(call, error, match):
+    with pytest.raises(error, match=match):
+        call()
+
+
+def test_fit_with_a_bad_lr_leaves_the_weights_alone():
+    model = MLP(MLPConfig(vocab_size=20, n_embd=4, n_hidden=8), generator=torch.Generator().manual_seed(0))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(ValueError, match="got nan at step 1"):
+        fit(model, X3, Y3, steps=3, lr=lambda s: 0.1 if s < 1 else float("nan"))
+    after = model.state_dict()
+    assert any(not torch.equal(before[k], after[k]) for k in before)  # step 0 ran
+    assert all(torch.isfinite(v).all() for v in after.values())  # step 1 never reached the weights
+
+
+def test_get_batch_at_the_shortest_stream():
+    x, y = data.get_batch(torch.arange(9), 3, 8, generator=torch.Generator().manual_seed(0))
+    assert x.tolist() == [list(range(8))] * 3 and y.tolist() == [list(range(1, 9))] * 3
+
+
+@pytest.mark.parametrize("metrics, message", [
+    (dict(loss=float("nan")), r"metric loss=nan cannot be recorded"),
+    (dict(loss=torch.tensor(1.5)), r"metric loss=tensor\(1.5000\) cannot be recorded.*\.item\(\)"),
+])
+def test_results_refuse_what_json_cannot_hold_and_keep_the_log(tmp_path, monkeypatch, metrics, message):
+    monkeypatch.setenv("LM_STEPS_RESULTS", str(tmp_path))
+    results.record("kept", loss=1.0)
+    before = results.results_path().read_text()
+    with pytest.raises(ValueError, match=message):
+        results.record("bad", **metrics)
+    assert results.results_path().read_text() == before and results.load_results() == {"kept": {"loss": 1.0}}
+
+
+def test_a_corrupt_results_log_is_named_and_left_as_it_is(tmp_path, monkeypatch):
+    monkeypatch.setenv("LM_STEPS_RESULTS", str(tmp_path))
+    results.results_path().write_text('{"kept": {"loss": 1.0}')  # cut short
+    for call in (results.load_results, lambda: results.record("new", loss=2.0)):
+        with pytest.raises(ValueError, match=r"results-.*\.json is not valid JSON .*fix or delete it"):
+            call()
+    assert results.results_path().read_text() == '{"kept": {"loss": 1.0}'
+
+
+def test_save_checkpoint_refuses_a_tokenizer_object_it_could_not_load_back(tmp_path):
+    with pytest.raises(TypeError, match=r"tokenizer must be a plain dict .*got CharTokenizer"):
+        save_checkpoint(tmp_path / "c.pt", model=tiny_gpt(), tokenizer=_chars())
+    assert not list(tmp_path.iterdir())  # nothing written
+    save_checkpoint(tmp_path / "c.pt", model=tiny_gpt(), tokenizer=_chars().to_dict())
+    assert load_checkpoint(tmp_path / "c.pt")["tokenizer"] == _chars().to_dict()

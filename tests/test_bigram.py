@@ -10,7 +10,7 @@ from lm_steps import data
 from lm_steps.bigram import CountingBigram, NeuralBigram, count_bigrams
 from lm_steps.evaluate import evaluate
 from lm_steps.losses import lm_loss
-from lm_steps.sample import generate, sample_next, sample_words
+from lm_steps.sample import generate, sample_words
 from lm_steps.train import fit
 
 
@@ -86,17 +86,6 @@ def test_generate_shapes_and_greedy(counts):
     assert out.shape == (3, 6) and torch.equal(out[:, 0], torch.zeros(3, dtype=torch.long))
     greedy = generate(model, torch.zeros(1, 1, dtype=torch.long), 1, temperature=0)
     assert greedy[0, 1].item() == counts[0].argmax().item()
-
-
-def test_sample_next_filters():
-    logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]]))
-    g = torch.Generator().manual_seed(0)
-    draws = torch.cat([sample_next(logits, top_k=2, generator=g) for _ in range(200)])
-    assert set(draws.flatten().tolist()) == {0, 1}
-    draws = torch.cat([sample_next(logits, top_p=0.8, generator=g) for _ in range(200)])
-    assert set(draws.flatten().tolist()) == {0, 1}  # 0.5 + 0.3 reaches 0.8
-    with pytest.raises(ValueError, match="temperature"):
-        sample_next(logits, temperature=-1)
 
 
 def test_fit_rejects_non_finite_loss():

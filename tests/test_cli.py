@@ -157,3 +157,34 @@ def test_console_script_points_at_main():
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
     module, func = scripts["lm-steps"].split(":")
     assert module == "lm_steps.cli" and func == "main"
+
+
+def test_data_fetch_to_builds_an_offline_folder(tmp_path, capsys):
+    """``python -m lm_steps.data fetch NAME --to DIR``: DIR has the LM_STEPS_DATA layout, checked."""
+    try:
+        data.fetch("names", progress=False)
+    except data.DataUnavailableError as err:
+        pytest.skip(f"names.txt not available offline: {err}")
+    data._main(["fetch", "names", "--to", str(tmp_path / "offline")])
+    out = capsys.readouterr().out
+    copied = tmp_path / "offline" / data.DATASETS["names"]["all"].path
+    assert data.sha256_file(copied) == data.DATASETS["names"]["all"].sha256
+    assert f"LM_STEPS_DATA={(tmp_path / 'offline').resolve()}" in out
+    assert data.fetch("names", cache_dir=tmp_path / "elsewhere", source_dir=tmp_path / "offline", progress=False)
+
+
+def test_offline_error_is_one_short_paragraph(tmp_path, monkeypatch):
+    """No copy and no network: the message names the fix, and no urllib traceback is chained under it."""
+    import traceback
+
+    def refuse(*a, **kw):
+        raise data.urllib.error.URLError("no network")
+
+    monkeypatch.setattr(data.urllib.request, "urlopen", refuse)
+    monkeypatch.delenv("LM_STEPS_DATA", raising=False)
+    with pytest.raises(data.DataUnavailableError) as info:
+        data.load_names(cache_dir=tmp_path, progress=False)
+    err = info.value
+    assert err.__cause__ is None and err.__suppress_context__
+    assert "LM_STEPS_DATA" in str(err) and "make data DATA_DIR=" in str(err) and "\n" not in str(err)
+    assert len(traceback.format_exception(err)) <= 5  # header, this test, load_names, fetch, the message

@@ -9,6 +9,7 @@ import torch
 
 import lm_steps
 import lm_steps.utils
+import lm_steps.nb
 from lm_steps import results
 from lm_steps.tokenizers import CharTokenizer
 
@@ -23,6 +24,14 @@ def test_profile_lookup(monkeypatch):
     assert lm_steps.get_profile() == "gpu"
     monkeypatch.delenv("LM_STEPS_PROFILE")
     assert lm_steps.get_profile() == ("gpu" if torch.cuda.is_available() else "cpu")
+
+
+def test_profile_table_takes_the_profile_column(monkeypatch):
+    monkeypatch.setenv("LM_STEPS_PROFILE", "cpu")
+    assert lm_steps.utils.profile_table(steps=(5, 500, 5000), lr=(1e-2, 3e-3, 1e-3)) == {"steps": 500, "lr": 3e-3}
+    assert lm_steps.utils.profile_table("gpu", steps=(5, 500, 5000)) == {"steps": 5000}
+    with pytest.raises(ValueError, match="steps needs a tuple of 3 values"):
+        lm_steps.utils.profile_table(steps=(5, 500))
 
 
 def test_unknown_profile_lists_the_valid_ones(monkeypatch):
@@ -41,8 +50,12 @@ def test_auto_device_and_generator():
 
 def test_show_returns_the_source():
     shown = lm_steps.show(CharTokenizer.encode)
-    text = getattr(shown, "data", shown)
+    text = str(shown)
     assert "def encode" in text and "stoi" in text
+    # rendered as a fenced Markdown block (the front end highlights it), with no CSS in the output
+    md = shown._repr_markdown_()
+    assert md.startswith("```python\n") and md.endswith("\n```") and text.strip() in md and "<style" not in md
+    assert lm_steps.nb.Source("x = '```'\n")._repr_markdown_().startswith("````python")
     with pytest.raises(TypeError, match="show"):
         lm_steps.show(42)
 

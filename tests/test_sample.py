@@ -2,6 +2,8 @@
 import pytest
 import torch
 
+from conftest import gen, tiny_gpt
+from lm_steps.bigram import CountingBigram
 from lm_steps.gpt import GPT, GPTConfig
 from lm_steps.sample import beam_search, complete, generate, left_pad, sample_next
 from lm_steps.tokenizers import CharTokenizer
@@ -11,8 +13,7 @@ V = 65
 
 
 def tiny(**kw) -> GPT:
-    cfg = GPTConfig(**{**dict(vocab_size=V, block_size=12, n_layer=2, n_head=4, n_embd=32), **kw})
-    m = GPT(cfg, generator=torch.Generator().manual_seed(0))
+    m = tiny_gpt(V, **{"block_size": 12, **kw})
     with torch.no_grad():  # sharper than the near-uniform init, so greedy choices are well separated
         m.lm_head.weight.mul_(20)
     return m
@@ -89,7 +90,7 @@ def test_cache_changes_speed_only_at_any_length(pos, n_layer, prompt_len):
 
 def test_beam_search():
     m = tiny()
-    idx = torch.randint(V, (1, 4), generator=torch.Generator().manual_seed(0))
+    idx = torch.randint(V, (1, 4), generator=gen(0))
     assert torch.equal(beam_search(m, idx, 1, 10), generate(m, idx, 10, temperature=0))
     best = beam_search(m, idx, 4, 6)
 
@@ -101,9 +102,31 @@ def test_beam_search():
     assert logp(best) >= logp(beam_search(m, idx, 1, 6)) - 1e-5
     with pytest.raises(ValueError, match="one prompt"):
         beam_search(m, idx.repeat(2, 1), 2, 3)
-    eos = int(best[0, 5])  # a token the search likes early: with eos it ends sequences
-    short = beam_search(m, idx, 4, 6, eos_token=eos, length_penalty=1.0)
-    assert short.size(1) <= 10
+
+
+def test_beam_search_eos_and_length_penalty():
+    """A bigram where stopping at once (p 0.4) beats any single longer path in total log-probability,
+    while the path 1 2 2 2 2 2 (p 0.3 x 0.9^4 = 0.197) wins per token: the length penalty picks."""
+    counts = torch.tensor([[1.0, 1.0, 1.0],    # 0 = eos
+                           [40.0, 30.0, 30.0],  # after 1: eos 0.4, 1 0.3, 2 0.3
+                           [5.0, 5.0, 90.0]])   # after 2: mostly 2
+    m, prompt = CountingBigram(counts), torch.tensor([[1]])
+    assert beam_search(m, prompt, 3, 5, eos_token=0, length_penalty=0.0).tolist() == [[1, 0]]
+    assert beam_search(m, prompt, 3, 5, eos_token=0, length_penalty=1.0).tolist() == [[1, 2, 2, 2, 2, 2]]
+    assert beam_search(m, prompt, 3, 5).tolist() == [[1, 2, 2, 2, 2, 2]]  # no eos: every sequence is 5 long
+
+
+def test_generate_restores_the_train_mode():
+    m = tiny(dropout=0.5)
+    idx = torch.randint(V, (2, 3), generator=gen(0))
+    m.train()
+    a = generate(m, idx, 6, generator=gen(1))
+    assert m.training
+    b = generate(m, idx, 6, generator=gen(1))
+    assert torch.equal(a, b)  # dropout was off inside: the same generator, the same tokens
+    m.eval()
+    generate(m, idx, 2, generator=gen(1))
+    assert not m.training
 
 
 def test_prompts_cropped_empty_and_unknown():

@@ -8,7 +8,9 @@ import torch
 from lm_steps.checkpoint import CheckpointError, gpt_from_checkpoint, load_checkpoint, save_checkpoint
 from lm_steps.gpt import GPT, GPTConfig
 from lm_steps.tokenizers import CharTokenizer
-from lm_steps.train import TrainConfig, lr_at, train
+from lm_steps.bigram import NeuralBigram
+from lm_steps.evaluate import evaluate
+from lm_steps.train import TrainConfig, adamw, fit, lr_at, train
 
 V = 20
 MODEL = GPTConfig(vocab_size=V, block_size=8, n_layer=1, n_head=2, n_embd=16, dropout=0.1)
@@ -65,184 +67,83 @@ def test_train_history_and_weight_decay_groups(data):
 
     train(model(), batch, replace(CFG, max_iters=2, warmup_iters=0, grad_accum=2, eval_iters=1, label_smoothing=0.1))
     assert calls.count(("train", 4)) == 2 * 2 + 2 and calls.count(("val", 4)) == 2  # + 2 evaluations
+    # the weight decay groups train() optimizes with: matrices decay, LayerNorm gains (and biases) do not
+    names = {id(p): n for n, p in m.named_parameters()}
+    decay, no_decay = adamw(m, lr=CFG.lr, weight_decay=CFG.weight_decay).param_groups
+    assert decay["weight_decay"] == CFG.weight_decay > 0 and no_decay["weight_decay"] == 0.0
+    assert sorted(names[id(p)] for p in decay["params"]) == sorted(n for n, p in m.named_parameters() if p.dim() == 2)
+    assert sorted(names[id(p)] for p in no_decay["params"]) == sorted(n for n, p in m.named_parameters() if p.dim() == 1)
+    assert any(".ln_" in names[id(p)] for p in no_decay["params"]) and "lm_head.weight" not in names.values()  # tied
+    # and train() applies them: one step with and without decay differs by exactly lr * wd * w, on matrices only
+    one_step = replace(CFG, max_iters=1, warmup_iters=0, eval_iters=0)
+    start = model(replace(MODEL, dropout=0.0)).state_dict()
+    runs = {}
+    for wd in (CFG.weight_decay, 0.0):
+        runs[wd] = model(replace(MODEL, dropout=0.0))
+        train(runs[wd], data, replace(one_step, weight_decay=wd))
+    for n, p in runs[CFG.weight_decay].named_parameters():
+        expected = runs[0.0].get_parameter(n) - (CFG.lr * CFG.weight_decay * start[n] if p.dim() == 2 else 0)
+        torch.testing.assert_close(p.detach(), expected.detach(), atol=1e-7, rtol=1e-5, msg=n)
 
 
-def test_non_finite_loss_names_the_step(data):
-    m = model()
+def test_grad_accumulation_equals_one_big_batch():
+    """k micro-batches of B rows accumulate the same gradient as one batch of k*B rows: the same weights."""
+    pool = torch.randint(V, (2 * 8 * 3, 9), generator=torch.Generator().manual_seed(3))  # 3 steps of 8 rows
 
-    def poison(step, net):
-        if step == 2:
-            with torch.no_grad():
-                net.lm_head.weight.fill_(float("nan"))
+    def batches():
+        drawn = [0]
 
-    with pytest.raises(FloatingPointError, match="step 3"):
-        train(m, data, CFG, callback=poison)
+        def batch(split, n, g, device):
+            rows = pool[drawn[0]:drawn[0] + n]
+            drawn[0] += n
+            return rows[:, :-1], rows[:, 1:]
+        return batch
 
-
-def test_checkpoint_round_trip(tmp_path, data):
-    m = model()
-    tok = CharTokenizer(tuple("abcdefghijklmnopqrst"))
-    path = tmp_path / "ckpt.pt"
-    hist = train(m, data, replace(CFG, max_iters=4), checkpoint_path=path, tokenizer=tok.to_dict())
-    raw = torch.load(path, weights_only=True)
-    assert raw["step"] == 4 and raw["history"]["loss"] == hist["loss"]
-    assert raw["model_config"] == MODEL.__dict__ and raw["train_config"]["max_iters"] == 4
-    assert set(raw["rng"]) >= {"batch", "torch"}
-    loaded, ckpt = gpt_from_checkpoint(path)
-    assert CharTokenizer.from_dict(ckpt["tokenizer"]) == tok
-    x = torch.randint(V, (2, 8))
-    torch.testing.assert_close(loaded.eval()(x)[0], m.eval()(x)[0], atol=0, rtol=0)
+    cfg = replace(CFG, max_iters=3, eval_iters=0, warmup_iters=0)
+    nets = [model(replace(MODEL, dropout=0.0)) for _ in range(2)]
+    one = train(nets[0], batches(), replace(cfg, batch_size=8, grad_accum=1))
+    four = train(nets[1], batches(), replace(cfg, batch_size=2, grad_accum=4))
+    assert one["loss"] == pytest.approx(four["loss"], rel=1e-5)
+    for (n, a), b in zip(nets[0].named_parameters(), nets[1].parameters()):
+        torch.testing.assert_close(b, a, atol=1e-6, rtol=1e-5, msg=n)
 
 
-def test_checkpoint_errors(tmp_path):
-    m = model()
-    path = save_checkpoint(tmp_path / "good.pt", model=m)
-    blob = path.read_bytes()
-    (tmp_path / "cut.pt").write_bytes(blob[: len(blob) // 2])
-    with pytest.raises(CheckpointError, match="truncated"):
-        load_checkpoint(tmp_path / "cut.pt")
-    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint at all" * 10)
-    with pytest.raises(CheckpointError, match="corrupt"):
-        load_checkpoint(tmp_path / "junk.pt")
-    torch.save({"weights": torch.zeros(2)}, tmp_path / "other.pt")
-    with pytest.raises(CheckpointError, match="not a"):
-        load_checkpoint(tmp_path / "other.pt")
-    with pytest.raises(FileNotFoundError):
-        load_checkpoint(tmp_path / "missing.pt")
-    bigger = model(replace(MODEL, n_embd=32))
-    with pytest.raises(CheckpointError, match="n_embd: checkpoint 16 vs model 32"):
-        train(bigger, lambda *a: None, CFG, resume=path)
+def test_bf16_autocast_on_the_cpu(data):
+    m = model(replace(MODEL, dropout=0.0))
+    dtypes = set()
+    m.lm_head.register_forward_hook(lambda mod, inp, out: dtypes.add(out.dtype))
+    cfg = replace(CFG, max_iters=4, dtype="bfloat16")
+    hist = train(m, data, cfg)
+    assert torch.bfloat16 in dtypes  # the matmuls ran in bfloat16
+    assert all(math.isfinite(x) for x in hist["loss"] + hist["val_loss"])
+    assert all(p.dtype == torch.float32 for p in m.parameters())  # the weights stay float32
+    ref = train(model(replace(MODEL, dropout=0.0)), data, replace(cfg, dtype="float32"))
+    assert hist["loss"] == pytest.approx(ref["loss"], abs=0.05)  # bfloat16 rounding, the same run
 
 
-def test_checkpoint_writes_are_atomic(tmp_path, monkeypatch):
-    m = model()
-    path = save_checkpoint(tmp_path / "c.pt", model=m, step=1)
-    before = path.read_bytes()
-
-    def crash(obj, f, *a, **k):
-        f.write(b"half a checkpoint")
-        raise OSError("disk full")
-
-    monkeypatch.setattr(torch, "save", crash)
-    with pytest.raises(OSError, match="disk full"):
-        save_checkpoint(path, model=m, step=2)
-    assert path.read_bytes() == before
-    assert [p.name for p in tmp_path.iterdir()] == ["c.pt"]  # no temporary file left behind
-    monkeypatch.undo()
-    assert load_checkpoint(path)["step"] == 1
+def test_fit_scores_the_validation_set_every_eval_every_steps():
+    X = torch.randint(6, (64, 1), generator=torch.Generator().manual_seed(0))
+    Y = (X[:, 0] + 1) % 6  # learnable: the next symbol
+    net = NeuralBigram(6, generator=torch.Generator().manual_seed(1))
+    hist = fit(net, X[:48], Y[:48], steps=10, lr=0.5, optimizer="adam", val=(X[48:], Y[48:]), eval_every=3)
+    assert hist["val_step"] == [2, 5, 8, 9]  # every 3 steps and at the end
+    assert hist["val_loss"][-1] == pytest.approx(evaluate(net, X[48:], Y[48:])["loss"])
+    assert hist["val_loss"][-1] < hist["val_loss"][0] < math.log(6) + 0.5
 
 
-def test_resume_continues_exactly(tmp_path, data):
-    """Interrupt a run after step 6 (checkpoints every 4), resume: the same losses, step for step."""
-    cfg = replace(CFG, checkpoint_every=4)
-    full = train(model(), data, cfg)
+def test_label_smoothing_trains_on_the_smoothed_loss_and_evaluates_on_the_plain_one(data):
+    # the first step's logged loss is the smoothed cross-entropy of the first batch; evaluations stay plain NLL
+    from lm_steps.data import get_batch
+    from lm_steps.losses import lm_loss
 
-    def interrupt(step, net):
-        if step == 6:
-            raise KeyboardInterrupt
-
-    path = tmp_path / "run.pt"
-    with pytest.raises(KeyboardInterrupt):
-        train(model(), data, cfg, checkpoint_path=path, callback=interrupt)
-    assert load_checkpoint(path)["step"] == 4
-    fresh = model(replace(MODEL))
-    with torch.no_grad():  # make sure the weights really come from the checkpoint
-        for p in fresh.parameters():
-            p.zero_()
-    resumed = train(fresh, data, cfg, checkpoint_path=path, resume=path)
-    assert resumed["step"] == full["step"]
-    torch.testing.assert_close(resumed["loss"], full["loss"], atol=0, rtol=0)
-    torch.testing.assert_close(resumed["val_loss"], full["val_loss"], atol=0, rtol=0)
-
-
-def test_best_checkpoint_holds_the_lowest_validation_estimate(data, tmp_path):
-    m = model()
-    best = tmp_path / "best.pt"
-    weights = {0: {k: v.clone() for k, v in m.state_dict().items()}}  # weights seen by the evaluation at each step
-
-    def snapshot(step, net):
-        weights[step + 1] = {k: v.clone() for k, v in net.state_dict().items()}
-
-    hist = train(m, data, replace(CFG, max_iters=16), best_checkpoint_path=best, callback=snapshot,
-                 tokenizer={"type": "none"})
-    i = min(range(len(hist["val_loss"])), key=hist["val_loss"].__getitem__)
-    ckpt = load_checkpoint(best)
-    assert ckpt["step"] == hist["val_step"][i] and ckpt["history"]["val_loss"][-1] == min(hist["val_loss"])
-    restored, _ = gpt_from_checkpoint(best)
-    for name, value in restored.state_dict().items():
-        torch.testing.assert_close(value, weights[ckpt["step"]][name], atol=0, rtol=0)
-
-
-def test_model_from_checkpoint_is_in_eval_mode(tmp_path):
-    m = model(replace(MODEL, dropout=0.5))
-    path = save_checkpoint(tmp_path / "m.pt", model=m)
-    restored, _ = gpt_from_checkpoint(path)
-    assert not restored.training
-    x = torch.arange(8)[None] % V
-    m.eval()
-    torch.testing.assert_close(restored(x)[0], m(x)[0], atol=0, rtol=0)
-
-
-def _layer_with_grads(seed):
-    g = torch.Generator().manual_seed(seed)
-    layer = torch.nn.Linear(4, 8)  # a matrix (decays) and a bias (does not)
+    cfg = replace(CFG, max_iters=1, warmup_iters=0)
+    m0, m1 = model(replace(MODEL, dropout=0.0)), model(replace(MODEL, dropout=0.0))
+    x, y = get_batch(data[0], cfg.batch_size, MODEL.block_size, generator=torch.Generator().manual_seed(cfg.seed))
     with torch.no_grad():
-        for p in layer.parameters():
-            p.copy_(torch.randn(p.shape, generator=g))
-    return layer, g
-
-
-def test_adamw_fused_where_available_gives_the_default_update():
-    from lm_steps.train import adamw
-
-    a, g = _layer_with_grads(0)
-    b = [torch.nn.Parameter(p.detach().clone()) for p in a.parameters()]
-    opt_a = adamw(a, lr=1e-2, betas=(0.9, 0.99), weight_decay=0.1)
-    opt_b = torch.optim.AdamW([{"params": b[:1], "weight_decay": 0.1}, {"params": b[1:], "weight_decay": 0.0}],
-                              lr=1e-2, betas=(0.9, 0.99), foreach=False)
-    torch_version = tuple(int(v) for v in torch.__version__.split(".")[:2])
-    assert opt_a.defaults["fused"] is (True if torch_version >= (2, 4) else None)
-    for _ in range(5):
-        grads = [torch.randn(p.shape, generator=g) for p in b]
-        for pa, pb, gr in zip(a.parameters(), b, grads):
-            pa.grad, pb.grad = gr.clone(), gr.clone()
-        opt_a.step()
-        opt_b.step()
-    for pa, pb in zip(a.parameters(), b):
-        torch.testing.assert_close(pa, pb, rtol=1e-5, atol=1e-6)
-    assert not torch.equal(a.weight, _layer_with_grads(0)[0].weight)  # the steps moved the weights
-
-
-def test_adamw_falls_back_where_torch_has_no_fused_kernel(monkeypatch):
-    from lm_steps.train import adamw
-
-    real = torch.optim.AdamW
-
-    def no_fused(params, fused=None, **kw):
-        if fused:
-            raise RuntimeError("fused=True requires all the params to be on supported devices")
-        return real(params, **kw)
-
-    monkeypatch.setattr(torch.optim, "AdamW", no_fused)
-    opt = adamw(_layer_with_grads(0)[0], lr=1e-3)
-    assert isinstance(opt, real) and not opt.defaults["fused"]
-
-
-def test_fit_adamw_decays_matrices_only():
-    """fit(optimizer="adamw") builds its optimizer with adamw(): BatchNorm gains/shifts and biases never decay."""
-    from lm_steps.fixed_context import LastPosition
-    from lm_steps.mlp import MLP, MLPConfig
-    from lm_steps.train import fit
-
-    X = torch.randint(0, 27, (64, 3), generator=torch.Generator().manual_seed(1))
-    Y = torch.randint(0, 27, (64,), generator=torch.Generator().manual_seed(2))
-    after = {}
-    for wd in (0.0, 0.5):
-        m = MLP(MLPConfig(batchnorm=True), generator=torch.Generator().manual_seed(0))
-        fit(LastPosition(m), X, Y, steps=1, lr=0.1, optimizer="adamw", weight_decay=wd)
-        after[wd] = dict(m.named_parameters())
-    for name, p in after[0.0].items():
-        if p.dim() < 2:  # BatchNorm gamma/beta, the output bias: the same step with or without decay
-            torch.testing.assert_close(after[0.5][name], p, atol=0, rtol=0, msg=name)
-        else:  # matrices shrink by lr * weight_decay = 5%
-            assert not torch.equal(after[0.5][name], p), name
+        logits, plain = m0(x, y)
+        smooth = lm_loss(logits, y, label_smoothing=0.1)
+    assert abs(smooth - plain) > 1e-4  # so the check below tells the two apart
+    hist = train(m1, data, replace(cfg, label_smoothing=0.1))
+    assert hist["loss"][0] == pytest.approx(smooth.item(), rel=1e-5)
+    plain_run = train(model(replace(MODEL, dropout=0.0)), data, cfg)
+    assert hist["val_loss"][0] == pytest.approx(plain_run["val_loss"][0], rel=1e-6)  # step-0 evaluation: same model, plain NLL

@@ -92,3 +92,63 @@ def test_loss_at_init_and_one_batch_overfits():
     recipe = Recipe(steps=200, batch_size=32, optimizer="adamw", lr=1e-2, final_lr=1e-3, schedule="cosine")
     train_recipe(model, X, Y, recipe, generator=_gen(3))
     assert LastPosition(model)(X, Y)[1].item() < 0.1
+
+
+# ----------------------------------------------------------------------------- the gated WaveNet
+def _gated(**kw):
+    from lm_steps.wavenet import GatedWaveNet, GatedWaveNetConfig
+
+    return GatedWaveNet(GatedWaveNetConfig(n_embd=6, n_residual=8, n_skip=12, **kw), generator=_gen())
+
+
+def test_gated_wavenet_shapes_size_and_loss_at_init():
+    from lm_steps.wavenet import GatedWaveNet, GatedWaveNetConfig
+
+    assert sum(p.numel() for p in GatedWaveNet(GatedWaveNetConfig()).parameters()) == 73_349
+    model = GatedWaveNet(GatedWaveNetConfig(), generator=_gen())
+    idx = torch.randint(0, 27, (64, 11), generator=_gen(1))
+    logits, loss = model(idx, idx)
+    assert logits.shape == (64, 11, 27)
+    assert abs(loss.item() - math.log(27)) < 0.2
+    with pytest.raises(ValueError, match="power of two"):
+        GatedWaveNetConfig(block_size=6)
+
+
+def test_gated_wavenet_sees_exactly_its_window():
+    # the prediction after a context depends on every one of its block_size tokens and on nothing before them
+    model = _gated()
+    emb = model.wte.weight
+    idx = torch.randint(1, 27, (1, 12), generator=_gen(2))
+    logits, _ = model(idx)
+    grads = torch.autograd.grad(logits[0, -1].sum(), emb)[0]  # (V, d): which token rows the last prediction read
+    window = set(idx[0, -8:].tolist())
+    before = set(idx[0, :-8].tolist()) - window
+    assert all(grads[t].abs().sum() > 0 for t in window)
+    assert all(grads[t].abs().sum() == 0 for t in before)
+
+
+def test_gated_unit_is_tanh_times_sigmoid_with_residual_and_skip():
+    # one layer by hand: a gate shut by a large negative bias silences the filter, so the skip sum and the logits
+    # no longer depend on that layer's input
+    model = _gated(block_size=2)  # one level: pairs (t - 1, t)
+    ctx = torch.randint(0, 27, (5, 2), generator=_gen(3))
+    x = model.inp(model.wte(ctx))  # (5, 2, R)
+    pairs = torch.cat([x[:, :-1], x[:, 1:]], dim=-1)
+    z = torch.tanh(model.filters[0](pairs)) * torch.sigmoid(model.gates[0](pairs))
+    assert_close(model.predict(ctx), model.out(torch.relu(model.skip[0](z[:, -1]))), atol=1e-6, rtol=1e-6)
+    with torch.no_grad():
+        model.gates[0].bias.fill_(-50.0)
+    other = torch.randint(0, 27, (5, 2), generator=_gen(4))
+    assert_close(model.predict(ctx), model.predict(other), atol=1e-6, rtol=0)
+
+
+def test_gated_wavenet_learns():
+    from lm_steps.wavenet import GatedWaveNet, GatedWaveNetConfig
+
+    g = _gen(5)
+    X = torch.randint(0, 27, (256, 8), generator=g)
+    Y = X[:, -5]  # the token 5 back: only the third layer reaches it
+    model = GatedWaveNet(GatedWaveNetConfig(n_residual=32, n_skip=64), generator=_gen())
+    recipe = Recipe(steps=300, batch_size=64, optimizer="adamw", lr=1e-2, final_lr=1e-3, schedule="cosine")
+    history = train_recipe(model, X, Y, recipe, generator=_gen(6))
+    assert sum(history["loss"][-20:]) / 20 < 0.5
