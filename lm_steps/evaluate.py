@@ -116,6 +116,10 @@ def nll_metrics(total_nll: float, n_tokens: int, *, n_bytes: int | None = None, 
     and ``word_ppl`` (``exp(total / n_words)``, comparable across tokenizers)."""
     if n_tokens < 1:
         raise ValueError(f"n_tokens must be >= 1 (a loss per token needs a token), got {n_tokens}")
+    for name, value in (("n_bytes", n_bytes), ("n_words", n_words)):
+        if value is not None and not value >= 1:
+            raise ValueError(f"{name} must be >= 1 (the size of the scored text), or None to leave it out; "
+                             f"got {value!r}")
     loss = total_nll / n_tokens
     out = {"loss": loss, "ppl": math.exp(loss), "bits_per_token": loss / math.log(2), "n_tokens": n_tokens,
            "total_nll": total_nll}

@@ -320,6 +320,9 @@ MORE_EVALUATION = [
     ("chars_per_token 0", lambda: _chars_per_token(0), "chars_per_token must be a positive number .*got 0"),
     ("chars_per_token negative", lambda: _chars_per_token(-2.0), "got -2.0"),
     ("chars_per_token nan", lambda: _chars_per_token(float("nan")), "got nan"),
+    ("nll_metrics with negative bytes", lambda: nll_metrics(3.0, 2, n_bytes=-4), "n_bytes must be >= 1 .*got -4"),
+    ("nll_metrics with no words", lambda: nll_metrics(3.0, 2, n_words=0), "n_words must be >= 1 .*got 0"),
+    ("learn_merges negative", lambda: T.learn_merges({b"ab": 1}, -1), "n_merges must be an integer >= 0, got -1"),
     ("distinct_ngrams n 0", lambda: distinct_ngrams([1, 2, 3], 0),
      "n must be a positive integer .*got 0"),
 ]
