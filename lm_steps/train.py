@@ -24,7 +24,7 @@ from .data import get_batch
 from .evaluate import evaluate
 from .fixed_context import FixedContextLM, LastPosition
 from .losses import lm_loss
-from .utils import eval_mode
+from .utils import eval_mode, unwrap
 
 __all__ = ["fit", "check_lr", "train_recipe", "TrainConfig", "Recipe", "lr_at", "adamw", "train", "estimate_loss",
            "grad_norm", "check_finite", "check_resumable", "RUN_INDEPENDENT", "setup_distributed", "SCHEDULES"]
@@ -288,7 +288,9 @@ def train(model: torch.nn.Module, data, cfg: TrainConfig, *, device: str | torch
     """
     if not isinstance(cfg, TrainConfig):
         raise TypeError(f"cfg must be a TrainConfig, got {type(cfg).__name__}; build one with TrainConfig(**fields)")
-    check_tokenizer_dict(tokenizer)  # before training, not at the first checkpoint
+    inner = unwrap(model)
+    vocab = getattr(getattr(inner, "config", None), "vocab_size", getattr(inner, "vocab_size", None))
+    check_tokenizer_dict(tokenizer, vocab)  # before training, not at the first checkpoint
     device = torch.device(device)
     ddp = dist.is_available() and dist.is_initialized()
     rank, world = (dist.get_rank(), dist.get_world_size()) if ddp else (0, 1)
