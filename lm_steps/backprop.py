@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from .layers import BatchNorm1d, Linear, Tanh
 from .losses import check_tokens
 from .mlp import MLP
+from .train import check_lr
 
 __all__ = ["cross_entropy_backward", "linear_backward", "tanh_backward", "batchnorm_backward",
            "embedding_backward", "mlp_gradients", "train_by_hand"]
@@ -129,16 +130,17 @@ def train_by_hand(model: MLP, X: torch.Tensor, Y: torch.Tensor, *, steps: int, l
     """
     if steps < 0 or batch_size < 1:
         raise ValueError(f"need steps >= 0 and batch_size >= 1, got {steps} and {batch_size}")
-    lr_at = lr if callable(lr) else (lambda step: lr)
+    lr_at = (lambda step: check_lr(lr(step), step)) if callable(lr) else (lambda step: check_lr(lr, step))
     params = dict(model.named_parameters())
     history = {"step": [], "loss": [], "lr": []}
     model.train()
     for step in range(steps):
         ix = torch.randint(0, len(X), (batch_size,), generator=generator).to(X.device)
         loss, grads = mlp_gradients(model, X[ix], Y[ix])
+        step_lr = lr_at(step)
         for name, p in params.items():
-            p -= lr_at(step) * grads[name]
+            p -= step_lr * grads[name]
         history["step"].append(step)
         history["loss"].append(loss.item())
-        history["lr"].append(lr_at(step))
+        history["lr"].append(step_lr)
     return history

@@ -44,6 +44,9 @@ class CountingBigram(nn.Module):
             raise ValueError(f"counts must be a square (V, V) table, got shape {tuple(counts.shape)}")
         if smoothing < 0:
             raise ValueError(f"smoothing must be >= 0, got {smoothing}")
+        if not bool(torch.isfinite(counts).all()) or bool((counts < 0).any()):
+            raise ValueError(f"counts must be finite and >= 0 (how often each pair was seen), got values from "
+                             f"{counts.min().item()} to {counts.max().item()}")
         P = counts.double() + smoothing
         P = P / P.sum(dim=1, keepdim=True)
         self.register_buffer("probs", P.float())

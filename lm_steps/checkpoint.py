@@ -35,12 +35,23 @@ def _plain(cfg) -> dict | None:
     return dataclasses.asdict(cfg)
 
 
-def check_tokenizer_dict(tokenizer) -> None:
+def check_tokenizer_dict(tokenizer, vocab_size: int | None = None) -> None:
     """Raise TypeError unless ``tokenizer`` is None or a plain dict: a checkpoint holding an object
-    could not be loaded back (``weights_only`` refuses pickled objects), so every save would be lost."""
+    could not be loaded back (``weights_only`` refuses pickled objects), so every save would be lost.
+    With ``vocab_size`` (the model's), raise ValueError if the tokenizer has more tokens than the
+    model can read (a model's vocabulary may be larger, e.g. padded to a multiple of 64)."""
     if tokenizer is not None and not isinstance(tokenizer, dict):
         raise TypeError(f"tokenizer must be a plain dict (a checkpoint loads only plain data), got "
                         f"{type(tokenizer).__name__}; pass tokenizer.to_dict() or encoding_to_dict(enc)")
+    if tokenizer is None or vocab_size is None:
+        return
+    kind = tokenizer.get("type")
+    n = (len(tokenizer.get("chars", ())) if kind == "char" else
+         len(tokenizer.get("tokens", ())) + len(tokenizer.get("special_tokens", {})) if kind == "tiktoken" else None)
+    if n is not None and n > vocab_size:
+        raise ValueError(f"the tokenizer has {n} tokens but the model reads only vocab_size={vocab_size}: the "
+                         f"checkpoint would pair them; build the model with vocab_size >= {n} or pass its own "
+                         f"tokenizer")
 
 
 def save_checkpoint(path: str | os.PathLike, *, model: torch.nn.Module, model_config=None, optimizer=None,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import numbers
 import os
 from pathlib import Path
 from typing import Callable
@@ -43,6 +44,9 @@ def evaluate(model: torch.nn.Module, X: torch.Tensor, Y: torch.Tensor, *, batch_
         raise ValueError(f"need as many examples in X as targets in Y, at least one; got {len(X)} and {len(Y)}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if isinstance(chars_per_token, bool) or not isinstance(chars_per_token, numbers.Real) \
+            or not 0 < chars_per_token < math.inf:
+        raise ValueError(f"chars_per_token must be a positive number (1 for a character model), got {chars_per_token!r}")
     device = _device_of(model) if device is None else device
     total, count = 0.0, 0
     with eval_mode(model):
@@ -112,6 +116,10 @@ def nll_metrics(total_nll: float, n_tokens: int, *, n_bytes: int | None = None, 
     and ``word_ppl`` (``exp(total / n_words)``, comparable across tokenizers)."""
     if n_tokens < 1:
         raise ValueError(f"n_tokens must be >= 1 (a loss per token needs a token), got {n_tokens}")
+    for name, value in (("n_bytes", n_bytes), ("n_words", n_words)):
+        if value is not None and not value >= 1:
+            raise ValueError(f"{name} must be >= 1 (the size of the scored text), or None to leave it out; "
+                             f"got {value!r}")
     loss = total_nll / n_tokens
     out = {"loss": loss, "ppl": math.exp(loss), "bits_per_token": loss / math.log(2), "n_tokens": n_tokens,
            "total_nll": total_nll}
@@ -170,6 +178,8 @@ def distinct_ngrams(seq, n: int) -> float:
     A repetition measure for generated text (``distinct-n``); ``seq`` is any sequence of tokens
     or words. Returns 1.0 when ``seq`` has fewer than ``n`` items.
     """
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
+        raise ValueError(f"n must be a positive integer (2 counts distinct bigrams), got {n!r}")
     items = [int(x) if isinstance(x, torch.Tensor) else x for x in seq]
     grams = [tuple(items[i:i + n]) for i in range(len(items) - n + 1)]
     return len(set(grams)) / len(grams) if grams else 1.0

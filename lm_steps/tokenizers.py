@@ -177,6 +177,8 @@ def learn_merges(chunks: dict[bytes, int], n_merges: int) -> list[tuple[bytes, b
     A pair whose bytes already form a token is never merged (every token's bytes are unique, as
     tiktoken's ranks require). Returns the merges in order as ``(left bytes, right bytes)``.
     """
+    if isinstance(n_merges, bool) or not isinstance(n_merges, numbers.Integral) or n_merges < 0:
+        raise ValueError(f"n_merges must be an integer >= 0, got {n_merges!r}")
     vocab = [bytes([i]) for i in range(256)]  # token id -> bytes
     known = set(vocab)
     words = [list(chunk) for chunk in chunks]  # each distinct chunk as token ids (initially bytes)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import numbers
 import os
 import time
 from typing import Callable, Collection
@@ -25,9 +24,9 @@ from .data import get_batch
 from .evaluate import evaluate
 from .fixed_context import FixedContextLM, LastPosition
 from .losses import lm_loss
-from .utils import eval_mode
+from .utils import eval_mode, unwrap
 
-__all__ = ["fit", "train_recipe", "TrainConfig", "Recipe", "lr_at", "adamw", "train", "estimate_loss",
+__all__ = ["fit", "check_lr", "train_recipe", "TrainConfig", "Recipe", "lr_at", "adamw", "train", "estimate_loss",
            "grad_norm", "check_finite", "check_resumable", "RUN_INDEPENDENT", "setup_distributed", "SCHEDULES"]
 
 
@@ -55,8 +54,8 @@ def fit(model: torch.nn.Module, X: torch.Tensor, Y: torch.Tensor, *, steps: int,
     if len(X) == 0 or len(X) != len(Y):
         raise ValueError(f"need as many targets as examples, at least one: got {len(X)} examples, {len(Y)} targets")
     X, Y = X.to(device), Y.to(device)
-    lr_of = (lambda step: _check_lr(lr(step), step)) if callable(lr) else (lambda step: lr)
-    _check_lr(lr_of(0), 0)
+    lr_of = (lambda step: check_lr(lr(step), step)) if callable(lr) else (lambda step: lr)
+    check_lr(lr_of(0), 0)
     params = [p for p in model.parameters() if p.requires_grad]
     if optimizer == "sgd":
         opt = torch.optim.SGD(params, lr=lr_of(0), weight_decay=weight_decay)
@@ -99,10 +98,14 @@ def fit(model: torch.nn.Module, X: torch.Tensor, Y: torch.Tensor, *, steps: int,
     return history
 
 
-def _check_lr(lr, step: int) -> float:
-    """``lr`` if it is a finite number >= 0; otherwise a ValueError naming it (SGD with a NaN rate
-    would turn every weight into NaN without a word)."""
-    if isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not 0 <= lr < math.inf:
+def check_lr(lr, step: int) -> float:
+    """``lr`` (the learning rate of step ``step``) if it is a finite number >= 0, else a ValueError
+    naming it and the step: SGD with a NaN rate would turn every weight into NaN without a word."""
+    try:  # a number, or a one-element tensor (e.g. one entry of torch.logspace)
+        value = None if isinstance(lr, (bool, str, bytes)) else float(lr)
+    except (TypeError, ValueError, RuntimeError):
+        value = None
+    if value is None or not 0 <= value < math.inf:
         raise ValueError(f"lr must be a finite number >= 0 (or a function of the step returning one), "
                          f"got {lr!r} at step {step}")
     return lr
@@ -285,7 +288,9 @@ def train(model: torch.nn.Module, data, cfg: TrainConfig, *, device: str | torch
     """
     if not isinstance(cfg, TrainConfig):
         raise TypeError(f"cfg must be a TrainConfig, got {type(cfg).__name__}; build one with TrainConfig(**fields)")
-    check_tokenizer_dict(tokenizer)  # before training, not at the first checkpoint
+    inner = unwrap(model)
+    vocab = getattr(getattr(inner, "config", None), "vocab_size", getattr(inner, "vocab_size", None))
+    check_tokenizer_dict(tokenizer, vocab)  # before training, not at the first checkpoint
     device = torch.device(device)
     ddp = dist.is_available() and dist.is_initialized()
     rank, world = (dist.get_rank(), dist.get_world_size()) if ddp else (0, 1)

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from lm_steps import tokenizers as T
-from lm_steps.evaluate import evaluate, nll_metrics
+from lm_steps.evaluate import distinct_ngrams, evaluate, nll_metrics
 from lm_steps.gpt import GPT, GPTConfig
 from lm_steps.bigram import NeuralBigram
 from lm_steps.sample import beam_search, generate, left_pad, sample_next
@@ -310,3 +310,25 @@ def test_int32_token_ids_still_work():
     model = tiny_gpt()
     idx = torch.tensor([[1, 2, 3]])
     torch.testing.assert_close(model(idx.int())[0], model(idx)[0], rtol=0, atol=0)
+
+
+def _chars_per_token(value):
+    return evaluate(Uniform(), X, X[:, 0], chars_per_token=value)
+
+
+MORE_EVALUATION = [
+    ("chars_per_token 0", lambda: _chars_per_token(0), "chars_per_token must be a positive number .*got 0"),
+    ("chars_per_token negative", lambda: _chars_per_token(-2.0), "got -2.0"),
+    ("chars_per_token nan", lambda: _chars_per_token(float("nan")), "got nan"),
+    ("nll_metrics with negative bytes", lambda: nll_metrics(3.0, 2, n_bytes=-4), "n_bytes must be >= 1 .*got -4"),
+    ("nll_metrics with no words", lambda: nll_metrics(3.0, 2, n_words=0), "n_words must be >= 1 .*got 0"),
+    ("learn_merges negative", lambda: T.learn_merges({b"ab": 1}, -1), "n_merges must be an integer >= 0, got -1"),
+    ("distinct_ngrams n 0", lambda: distinct_ngrams([1, 2, 3], 0),
+     "n must be a positive integer .*got 0"),
+]
+
+
+@pytest.mark.parametrize("call, match", [c[1:] for c in MORE_EVALUATION], ids=[c[0] for c in MORE_EVALUATION])
+def test_more_evaluation(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()

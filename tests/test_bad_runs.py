@@ -418,15 +418,20 @@ def _fit(**kw):
 
 SHORT = TrainConfig(max_iters=2, batch_size=2, eval_interval=1, eval_iters=1, warmup_iters=0, dtype="float32")
 ENTRY = [
-    ("get_batch batch_size 0", lambda: data.get_batch(STREAM, 0, 4), ValueError, "batch_size must be a positive integer, got 0"),
-    ("get_batch block_size 0", lambda: data.get_batch(STREAM, 2, 0), ValueError, "block_size must be a positive integer, got 0"),
-    ("get_batch block_size float", lambda: data.get_batch(STREAM, 2, 4.0), ValueError, "block_size must be a positive integer, got 4.0"),
+    ("get_batch batch_size 0", lambda: data.get_batch(STREAM, 0, 4), ValueError,
+     "batch_size must be a positive integer, got 0"),
+    ("get_batch block_size 0", lambda: data.get_batch(STREAM, 2, 0), ValueError,
+     "block_size must be a positive integer, got 0"),
+    ("get_batch block_size float", lambda: data.get_batch(STREAM, 2, 4.0), ValueError,
+     "block_size must be a positive integer, got 4.0"),
     ("get_batch float data", lambda: data.get_batch(STREAM.float(), 2, 4), ValueError,
      r"data must hold integer token ids \(torch.long\), got dtype torch.float32"),
-    ("get_batch from a list", lambda: data.get_batch(list(range(40)), 2, 4), TypeError, r"got list; convert it with torch.tensor"),
+    ("get_batch from a list", lambda: data.get_batch(list(range(40)), 2, 4), TypeError,
+     r"got list; convert it with torch.tensor"),
     ("make_examples of one string", lambda: data.make_examples("abc", 3, _chars()), TypeError,
      r"words must be a list of words, got one string 'abc'"),
-    ("make_examples boundary of two symbols", lambda: data.make_examples(["ab"], 3, _chars(), boundary="ab"), ValueError,
+    ("make_examples boundary of two symbols", lambda: data.make_examples(["ab"], 3, _chars(), boundary="ab"),
+     ValueError,
      r"boundary must be one symbol of the tokenizer, got 'ab' \(2 tokens\)"),
     ("make_examples empty boundary", lambda: data.make_examples(["ab"], 3, _chars(), boundary=""), ValueError,
      r"got '' \(0 tokens\)"),
@@ -442,6 +447,9 @@ ENTRY = [
      r"cfg must be a TrainConfig, got dict"),
     ("train with a tokenizer object", lambda: train(tiny_gpt(), (STREAM, STREAM), SHORT, tokenizer=_chars()), TypeError,
      r"tokenizer must be a plain dict .* pass tokenizer.to_dict\(\)"),
+    ("train with a tokenizer larger than the model",  # 21 characters for a 20-token model
+     lambda: train(tiny_gpt(), (STREAM, STREAM), SHORT, tokenizer={"type": "char", "chars": list("abcdefghijklmnopqrstu")}),
+     ValueError, r"the tokenizer has 21 tokens but the model reads only vocab_size=20"),
     ("MLP from a dict", lambda: MLP({"vocab_size": 20}), TypeError, "cfg must be an MLPConfig, got dict"),
 ]
 
@@ -495,3 +503,30 @@ def test_save_checkpoint_refuses_a_tokenizer_object_it_could_not_load_back(tmp_p
     assert not list(tmp_path.iterdir())  # nothing written
     save_checkpoint(tmp_path / "c.pt", model=tiny_gpt(), tokenizer=_chars().to_dict())
     assert load_checkpoint(tmp_path / "c.pt")["tokenizer"] == _chars().to_dict()
+
+
+def test_fit_takes_a_schedule_of_one_element_tensors():
+    lrs = torch.logspace(-3, -1, 3)  # notebook 03's learning-rate range test steps through such a tensor
+    history = _fit(lr=lambda s: lrs[s])
+    assert history["lr"] == [lrs[0], lrs[1], lrs[2]]
+    with pytest.raises(ValueError, match=r"got tensor\(nan\) at step 0"):
+        _fit(lr=lambda s: torch.tensor(float("nan")))
+
+
+@pytest.mark.parametrize("counts, message", [
+    (-torch.ones(3, 3), "counts must be finite and >= 0 .*from -1.0 to -1.0"),
+    (torch.full((3, 3), float("nan")), "counts must be finite and >= 0"),
+])
+def test_counting_bigram_refuses_counts_that_are_no_counts(counts, message):
+    with pytest.raises(ValueError, match=message):
+        CountingBigram(counts)
+
+
+def test_train_by_hand_refuses_a_nan_learning_rate_before_touching_the_weights():
+    from lm_steps.backprop import train_by_hand
+
+    model = MLP(MLPConfig(vocab_size=20, n_embd=4, n_hidden=8), generator=torch.Generator().manual_seed(0))
+    before = [p.clone() for p in model.parameters()]
+    with pytest.raises(ValueError, match="lr must be a finite number >= 0 .*got nan at step 0"):
+        train_by_hand(model, X3, Y3, steps=2, lr=float("nan"), batch_size=4)
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
