@@ -160,9 +160,9 @@ class CausalSelfAttention(nn.Module):
     """Multi-head causal self-attention on ``F.scaled_dot_product_attention``.
 
     ``c_attn`` projects to queries (n_head heads) and keys and values (n_kv_head heads each);
-    key/value heads are shared by ``n_head // n_kv_head`` query heads. Set ``written_out=True``
-    to run :func:`written_out_attention` instead (same result); with ``keep_attention=True``
-    the weights are kept in ``self.attention`` for plotting.
+    key/value heads are shared by ``n_head // n_kv_head`` query heads. ``forward(...,
+    need_weights=True)`` runs :func:`written_out_attention` instead (same result) and also returns
+    the attention weights, for plotting.
     """
 
     def __init__(self, config: GPTConfig):
@@ -172,15 +172,16 @@ class CausalSelfAttention(nn.Module):
         self.c_attn = nn.Linear(config.n_embd, config.n_embd + 2 * kv_dim, bias=config.bias)
         self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
         self.attn_dropout, self.resid_dropout = config.dropout, nn.Dropout(config.dropout)
-        self.written_out, self.keep_attention, self.attention = False, False, None
 
     def forward(self, x: torch.Tensor, *, rope: tuple[torch.Tensor, torch.Tensor] | None = None,
-                cache: KVCache | None = None, layer: int = 0, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
+                cache: KVCache | None = None, layer: int = 0, attn_mask: torch.Tensor | None = None,
+                need_weights: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """``x`` (B, T, C) -> (B, T, C); with a ``cache``, ``x`` holds the new positions only.
 
         ``rope``: the rotary cosines and sines of the T positions of ``x``, (T, hs/2) or, with
         padding, (B, 1, T, hs/2). ``attn_mask`` (B, 1, T, L): True where a query may look (made by
-        :meth:`GPT.forward` from the padding); None is plain causal attention.
+        :meth:`GPT.forward` from the padding); None is plain causal attention. ``need_weights``:
+        return ``(y, weights)``, the weights (B, nh, T, L) from the written-out attention.
         """
         B, T, C = x.shape
         kv_dim = self.n_kv_head * self.head_size
@@ -199,14 +200,15 @@ class CausalSelfAttention(nn.Module):
         p = self.attn_dropout if self.training else 0.0
         if attn_mask is None and 1 < T < L:  # new queries after cached keys: causal among the last T
             attn_mask = torch.ones(T, L, dtype=torch.bool, device=x.device).tril(diagonal=L - T)  # (T, L)
-        if self.written_out or self.keep_attention:
+        att = None
+        if need_weights:
             y, att = written_out_attention(q, k, v, mask=attn_mask, dropout_p=p)
-            self.attention = att.detach() if self.keep_attention else None
         else:  # no mask: causal when T == L; one new query (T == 1) sees every cached position
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=p,
                                                is_causal=attn_mask is None and T == L)
         y = y.transpose(1, 2).reshape(B, T, C)  # (B, T, C): heads side by side
-        return self.resid_dropout(self.c_proj(y))
+        y = self.resid_dropout(self.c_proj(y))
+        return (y, att) if need_weights else y
 
 
 class FeedForward(nn.Module):
@@ -247,10 +249,18 @@ class Block(nn.Module):
         self.ln_2 = nn.LayerNorm(config.n_embd, bias=config.bias)
         self.mlp = FeedForward(config)
 
-    def forward(self, x: torch.Tensor, **attn_kw) -> torch.Tensor:
-        """(B, T, C) -> (B, T, C); ``attn_kw`` (rope tables, cache, layer, mask) go to the attention."""
-        x = x + self.attn(self.ln_1(x), **attn_kw)
-        return x + self.mlp(self.ln_2(x))
+    def forward(self, x: torch.Tensor, *, need_weights: bool = False,
+                **attn_kw) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """(B, T, C) -> (B, T, C); ``attn_kw`` (rope tables, cache, layer, mask) go to the attention.
+        ``need_weights``: return ``(x, attention weights)`` (see :class:`CausalSelfAttention`)."""
+        att = None
+        if need_weights:
+            a, att = self.attn(self.ln_1(x), need_weights=True, **attn_kw)
+        else:
+            a = self.attn(self.ln_1(x), **attn_kw)
+        x = x + a
+        x = x + self.mlp(self.ln_2(x))
+        return (x, att) if need_weights else x
 
 
 def sinusoidal_positions(n: int, dim: int) -> torch.Tensor:
@@ -341,6 +351,13 @@ class GPT(nn.Module):
         cache, the mask covers the new tokens of ``idx`` only (the cache remembers the earlier
         ones; new tokens without a mask are real).
         """
+        x, _ = self._hidden(idx, cache=cache, attention_mask=attention_mask)
+        logits = self.lm_head(self.transformer.ln_f(x))  # (B, T, V)
+        return logits, None if targets is None else lm_loss(logits, targets)
+
+    def _hidden(self, idx: torch.Tensor, *, cache: KVCache | None, attention_mask: torch.Tensor | None,
+                need_weights: bool = False) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The last block's output (B, T, C) and, with ``need_weights``, every layer's attention weights."""
         check_tokens(idx, self.config.vocab_size)
         B, T = idx.shape
         start = cache.length if cache is not None else 0
@@ -369,12 +386,16 @@ class GPT(nn.Module):
             if real is not None:
                 rope = (rope[0][:, None], rope[1][:, None])  # (B, 1, T, hs/2): broadcast over heads
         x = self.transformer.drop(x)
+        weights = []
         for i, block in enumerate(self.transformer.h):
-            x = block(x, rope=rope, cache=cache, layer=i, attn_mask=attn_mask)
+            if need_weights:
+                x, att = block(x, rope=rope, cache=cache, layer=i, attn_mask=attn_mask, need_weights=True)
+                weights.append(att)
+            else:
+                x = block(x, rope=rope, cache=cache, layer=i, attn_mask=attn_mask)
         if cache is not None:
             cache.length += T
-        logits = self.lm_head(self.transformer.ln_f(x))  # (B, T, V)
-        return logits, None if targets is None else lm_loss(logits, targets)
+        return x, weights
 
     @staticmethod
     def _real_tokens(attention_mask, cache, B: int, T: int, start: int) -> torch.Tensor | None:
@@ -406,13 +427,6 @@ class GPT(nn.Module):
 
         With an ``attention_mask`` (see :meth:`forward`), padding gets weight 0 from every real token.
         """
-        attns = [block.attn for block in self.transformer.h]
         with eval_mode(self):
-            try:
-                for a in attns:
-                    a.keep_attention = True
-                self(idx, attention_mask=attention_mask)
-                return torch.stack([a.attention for a in attns])  # (n_layer, B, nh, T, T)
-            finally:
-                for a in attns:
-                    a.keep_attention, a.attention = False, None
+            _, weights = self._hidden(idx, cache=None, attention_mask=attention_mask, need_weights=True)
+        return torch.stack(weights)  # (n_layer, B, nh, T, T)

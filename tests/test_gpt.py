@@ -94,11 +94,13 @@ def test_weight_tying_and_param_count():
 def test_written_out_attention_equals_sdpa(kv):
     m = tiny(n_kv_head=kv).eval()
     idx = torch.randint(V, (2, 16))
-    fast, _ = m(idx)
-    for block in m.transformer.h:
-        block.attn.written_out = True
-    slow, _ = m(idx)
-    torch.testing.assert_close(slow, fast, atol=1e-5, rtol=1e-5)
+    x = torch.randn(2, 16, 32)
+    for block in m.transformer.h:  # each block, its attention written out or on SDPA: the same output
+        fast = block(x)
+        slow, att = block(x, need_weights=True)
+        torch.testing.assert_close(slow, fast, atol=1e-5, rtol=1e-5)
+        assert att.shape == (2, 4, 16, 16) and att.triu(1).abs().max() == 0
+        x = fast
     q, k, v = torch.randn(3, 2, 4, 5, 8).unbind(0)
     y, att = written_out_attention(q, k, v)
     torch.testing.assert_close(y, torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True),
@@ -163,6 +165,8 @@ def test_attention_mask_makes_a_padded_row_equal_its_prompt_alone(pos):
     torch.testing.assert_close(maps.sum(-1), torch.ones(2, 3, 4, 16), atol=1e-6, rtol=0)
     unmasked, _ = m(idx)
     torch.testing.assert_close(m(idx, attention_mask=torch.ones_like(mask))[0], unmasked, atol=0, rtol=0)
-    for block in m.transformer.h:  # the written-out attention takes the same mask
-        block.attn.written_out = True
-    torch.testing.assert_close(m(idx, attention_mask=mask)[0], full, atol=1e-5, rtol=1e-5)
+    # the written-out attention takes the same mask: the hidden states agree with the SDPA path
+    sdpa, _ = m._hidden(idx, cache=None, attention_mask=mask)
+    written, weights = m._hidden(idx, cache=None, attention_mask=mask, need_weights=True)
+    torch.testing.assert_close(written, sdpa, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(torch.stack(weights), maps, atol=0, rtol=0)
