@@ -174,6 +174,11 @@ class GatedWaveNet(FixedContextLM):
     skip sum through another 1x1 projection (every layer speaks to the output). The logits are a
     linear map of ReLU(skip sum). No BatchNorm. Parameters: ``wte``, ``inp``, ``filters``,
     ``gates``, ``residual`` (one fewer: the last layer's stream is not read), ``skip``, ``out``.
+
+    Only the last position of a context is predicted, so :meth:`predict` computes only the
+    positions that prediction reads (a tree, as the hierarchical :class:`WaveNet` does): at layer
+    k the positions ``L - 1, L - 1 - 2d, ...``, each paired with the one ``d`` before it; the
+    convolution over every position gives the same logits with about twice the work.
     """
 
     def __init__(self, cfg: GatedWaveNetConfig, *, generator: torch.Generator | None = None,
@@ -205,13 +210,13 @@ class GatedWaveNet(FixedContextLM):
 
     def predict(self, context: torch.Tensor) -> torch.Tensor:
         """Logits (N, V) after each context (N, block_size)."""
-        x = self.inp(self.wte(context))  # (N, L, R), L = block_size
+        x = self.inp(self.wte(context))  # (N, n, R): positions spaced d = 2^k apart, the last one L - 1
+        N, R = x.size(0), self.cfg.n_residual
         skips = 0
         for k in range(self.cfg.n_levels):
-            d = 2 ** k
-            pairs = torch.cat([x[:, :-d], x[:, d:]], dim=-1)  # (N, L - d, 2R): (t - d, t) for every t that has both
-            z = torch.tanh(self.filters[k](pairs)) * torch.sigmoid(self.gates[k](pairs))  # (N, L - d, R)
+            pairs = x.reshape(N, x.size(1) // 2, 2 * R)  # (N, n/2, 2R): each (t - d, t) with t every second position
+            z = torch.tanh(self.filters[k](pairs)) * torch.sigmoid(self.gates[k](pairs))  # (N, n/2, R)
             skips = skips + self.skip[k](z[:, -1])  # (N, S): only the last position is predicted
             if k < self.cfg.n_levels - 1:
-                x = x[:, d:] + self.residual[k](z)  # (N, L - d, R)
+                x = pairs[..., R:] + self.residual[k](z)  # (N, n/2, R): the stream at t, corrected
         return self.out(torch.relu(skips))  # (N, V)

@@ -127,6 +127,23 @@ def test_gated_wavenet_sees_exactly_its_window():
     assert all(grads[t].abs().sum() == 0 for t in before)
 
 
+def test_gated_wavenet_equals_its_dilated_convolution_at_the_last_position():
+    # predict() computes only the tree of positions the last prediction reads; the convolution over every
+    # position (kernel 2, dilations 1, 2, 4, ...) must give the same logits there
+    model = _gated(block_size=16)
+    ctx = torch.randint(0, 27, (7, 16), generator=_gen(7))
+    x = model.inp(model.wte(ctx))  # (N, L, R)
+    skips = 0
+    for k in range(model.cfg.n_levels):
+        d = 2 ** k
+        pairs = torch.cat([x[:, :-d], x[:, d:]], dim=-1)  # (N, L - d, 2R): (t - d, t) for every t
+        z = torch.tanh(model.filters[k](pairs)) * torch.sigmoid(model.gates[k](pairs))
+        skips = skips + model.skip[k](z[:, -1])
+        if k < model.cfg.n_levels - 1:
+            x = x[:, d:] + model.residual[k](z)
+    assert_close(model.predict(ctx), model.out(torch.relu(skips)), atol=1e-5, rtol=1e-5)
+
+
 def test_gated_unit_is_tanh_times_sigmoid_with_residual_and_skip():
     # one layer by hand: a gate shut by a large negative bias silences the filter, so the skip sum and the logits
     # no longer depend on that layer's input
