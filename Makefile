@@ -91,10 +91,13 @@ run: data
 	@mkdir -p $(BUILD)/notebooks $(BUILD)/html
 	@echo "profile: $$($(PY) -c 'import lm_steps; print(lm_steps.get_profile())')" \
 		"(LM_STEPS_PROFILE=$${LM_STEPS_PROFILE:-unset: gpu with CUDA, else cpu})"
-	@set -e; for nb in $(NOTEBOOKS); do \
+	@# the kernel talks over local sockets in a fresh folder (an absolute path: the kernel starts in
+	@# notebooks/, nbconvert here), so no "running over TCP without encryption" warning
+	@set -e; sock=$$(mktemp -d); trap 'rm -rf "$$sock"' EXIT; for nb in $(NOTEBOOKS); do \
 		echo "== $$nb"; \
 		$(PY) -m jupyter nbconvert --to notebook --execute --ExecutePreprocessor.timeout=-1 \
-			--KernelManager.transport=ipc --log-level=WARN --output-dir $(BUILD)/notebooks "$$nb"; \
+			--KernelManager.transport=ipc --KernelManager.ip="$$sock/kernel" --log-level=WARN \
+			--output-dir $(BUILD)/notebooks "$$nb"; \
 		$(PY) -m jupyter nbconvert --to html --log-level=WARN --output-dir $(BUILD)/html \
 			"$(BUILD)/notebooks/$$(basename $$nb)"; \
 	done
