@@ -29,7 +29,8 @@ def context_windows(idx: torch.Tensor, block_size: int) -> torch.Tensor:
 
 
 class FixedContextLM(nn.Module):
-    """Base of the models that read a fixed window: subclasses define ``predict(context)``.
+    """Base of the models that read a fixed window: subclasses keep their config in ``self.cfg``
+    (with ``block_size`` and ``vocab_size``) and define ``predict(context)``.
 
     ``predict`` maps contexts (N, block_size) to logits (N, V): the lecture's model. ``forward``
     applies it to the window ending at every position. In training mode a BatchNorm inside then
@@ -37,8 +38,15 @@ class FixedContextLM(nn.Module):
     one-token prompt from :func:`lm_steps.sample.generate` is scored like any other window.
     """
 
-    block_size: int
-    vocab_size: int
+    @property
+    def block_size(self) -> int:
+        """Tokens of context: the window every prediction reads (``cfg.block_size``)."""
+        return self.cfg.block_size
+
+    @property
+    def vocab_size(self) -> int:
+        """Number of tokens (``cfg.vocab_size``)."""
+        return self.cfg.vocab_size
 
     def predict(self, context: torch.Tensor) -> torch.Tensor:
         """Logits (N, V) of the next token after each context (N, block_size)."""

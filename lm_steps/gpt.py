@@ -200,7 +200,6 @@ class CausalSelfAttention(nn.Module):
         p = self.attn_dropout if self.training else 0.0
         if attn_mask is None and 1 < T < L:  # new queries after cached keys: causal among the last T
             attn_mask = torch.ones(T, L, dtype=torch.bool, device=x.device).tril(diagonal=L - T)  # (T, L)
-        att = None
         if need_weights:
             y, att = written_out_attention(q, k, v, mask=attn_mask, dropout_p=p)
         else:  # no mask: causal when T == L; one new query (T == 1) sees every cached position
@@ -253,7 +252,6 @@ class Block(nn.Module):
                 **attn_kw) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """(B, T, C) -> (B, T, C); ``attn_kw`` (rope tables, cache, layer, mask) go to the attention.
         ``need_weights``: return ``(x, attention weights)`` (see :class:`CausalSelfAttention`)."""
-        att = None
         if need_weights:
             a, att = self.attn(self.ln_1(x), need_weights=True, **attn_kw)
         else:

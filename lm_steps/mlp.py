@@ -78,16 +78,6 @@ class MLP(FixedContextLM):
         self.net = Sequential(*layers)
         self.init_weights(generator)
 
-    @property
-    def block_size(self) -> int:
-        """Characters of context."""
-        return self.cfg.block_size
-
-    @property
-    def vocab_size(self) -> int:
-        """Number of tokens."""
-        return self.cfg.vocab_size
-
     @torch.no_grad()
     def init_weights(self, generator: torch.Generator | None = None) -> None:
         """Draw every parameter afresh for ``cfg.init`` (all draws from ``generator``, in layer order).

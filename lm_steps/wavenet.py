@@ -85,16 +85,6 @@ class WaveNet(FixedContextLM):
         layers.append(Linear(width, cfg.vocab_size, generator=generator, device=device).scale_(0.1))
         self.net = Sequential(*layers)
 
-    @property
-    def block_size(self) -> int:
-        """Characters of context."""
-        return self.cfg.block_size
-
-    @property
-    def vocab_size(self) -> int:
-        """Number of tokens."""
-        return self.cfg.vocab_size
-
     def predict(self, context: torch.Tensor) -> torch.Tensor:
         """Logits (N, V) after each context (N, block_size): (N, 8, d) -> (N, 4, h) -> (N, 2, h) -> (N, h) -> (N, V)."""
         return self.net(self.wte(context))
@@ -197,16 +187,6 @@ class GatedWaveNet(FixedContextLM):
         self.residual = nn.ModuleList(linear(R, R) for _ in range(cfg.n_levels - 1))
         self.skip = nn.ModuleList(linear(R, S) for _ in range(cfg.n_levels))
         self.out = linear(S, cfg.vocab_size).scale_(0.1)  # logits start small: loss near ln V
-
-    @property
-    def block_size(self) -> int:
-        """Characters of context (the receptive field)."""
-        return self.cfg.block_size
-
-    @property
-    def vocab_size(self) -> int:
-        """Number of tokens."""
-        return self.cfg.vocab_size
 
     def predict(self, context: torch.Tensor) -> torch.Tensor:
         """Logits (N, V) after each context (N, block_size)."""
