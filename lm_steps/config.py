@@ -7,10 +7,11 @@ this module is plain data, so stage modules can name their recipes without impor
 from __future__ import annotations
 
 import math
-import numbers
 import warnings
 from dataclasses import dataclass
 from functools import cached_property
+
+from .checks import check_fields
 
 __all__ = ["SCHEDULES", "OPTIMIZERS", "TrainConfig", "lr_at", "Recipe", "check_ints"]
 
@@ -20,10 +21,7 @@ OPTIMIZERS = ("sgd", "adam", "adamw")  # what lm_steps.train.fit builds
 
 def check_ints(cfg, names, *, minimum: int, extra: str = "") -> None:
     """Raise ValueError naming the first field of ``cfg`` in ``names`` that is not an integer >= ``minimum``."""
-    for name in names:
-        value = getattr(cfg, name)
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-            raise ValueError(f"{name} must be an integer >= {minimum}{extra}, got {value!r}")
+    check_fields(cfg, names, minimum=minimum, hint=extra)
 
 
 @dataclass(frozen=True)
