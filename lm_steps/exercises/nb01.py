@@ -1,0 +1,45 @@
+"""Checks for notebook 01 (the counting bigram): each runs the learner's function and the package's on fresh inputs."""
+from __future__ import annotations
+
+import string
+
+import torch
+
+from ..bigram import CountingBigram
+from ..data import make_examples
+from ..evaluate import evaluate
+from ..tokenizers import CharTokenizer
+from . import Passed, check_function
+
+__all__ = ["check_average_nll"]
+
+TOK = CharTokenizer.from_text(string.ascii_lowercase, boundary=".")  # the names vocabulary: '.', then a-z
+
+
+def _words(g: torch.Generator, n: int) -> list[str]:
+    """``n`` random lowercase words of 2 to 8 letters."""
+    lengths = torch.randint(2, 9, (n,), generator=g).tolist()
+    return ["".join(string.ascii_lowercase[i] for i in torch.randint(0, 26, (k,), generator=g).tolist())
+            for k in lengths]
+
+
+def _probs(g: torch.Generator, V: int = 27) -> torch.Tensor:
+    """A random (V, V) table whose rows are probability distributions with no zero."""
+    P = torch.rand(V, V, generator=g) + 0.01
+    return P / P.sum(1, keepdim=True)
+
+
+def check_average_nll(average_nll) -> Passed:
+    """``average_nll(P, words, stoi) -> (nll, n)``: the mean NLL of every bigram of ``words`` framed by '.'."""
+
+    def make_case(i):
+        g = torch.Generator().manual_seed(1000 + i)
+        return _probs(g), _words(g, 5 + 10 * i), dict(TOK.stoi)
+
+    def package(P, words, stoi):
+        X, Y = make_examples(words, 1, TOK)  # (N, 1) previous symbol, (N,) next symbol
+        return evaluate(CountingBigram(P), X, Y)["loss"], len(Y)  # its rows already sum to 1
+
+    return check_function(average_nll, package, make_case, name="average_nll", atol=1e-5, rtol=1e-5,
+                          hint="frame each word as ['.'] + list(w) + ['.'], add up log P[stoi[a], stoi[b]] over its "
+                               "pairs (a, b), count the pairs, and return (-total / count, count)")
