@@ -3,6 +3,7 @@ and on plausible wrong answers; the learner's copies are built as the README say
 from __future__ import annotations
 
 import contextlib
+import importlib
 import io
 import json
 import re
@@ -16,14 +17,11 @@ from lm_steps.exercises.build import MarkerError, exercises, learner_notebook, l
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb"))
 
-# Plausible wrong answers, as (text in the solution, what a learner might write instead). Every exercise that
-# is not a find-the-bug cell (whose broken lines are its wrong answer) needs at least one.
-WRONG = {
-    ("01_counting_bigram", "average_nll"): [
-        ("return -log_likelihood / n, n", "return log_likelihood / n, n"),  # forgot the minus sign
-        ('chs = ["."] + list(w) + ["."]', 'chs = list(w) + ["."]'),  # no start symbol: misses how names start
-    ],
-}
+
+def _wrong_answers(path: Path, name: str) -> list[tuple[str, str]]:
+    """The plausible wrong answers that notebook ``path``'s exercise module lists for exercise ``name``."""
+    module = importlib.import_module(f"lm_steps.exercises.nb{path.stem.split('_')[0]}")
+    return getattr(module, "WRONG_ANSWERS", {}).get(name, [])
 
 
 def _first_code_cell(path: Path) -> str:
@@ -56,8 +54,8 @@ def test_solution_passes_and_wrong_answers_fail(path, ex):
     assert "Hint:" in str(err.value)
     if not ex.broken:
         assert "not written yet" in str(err.value)
-    wrong = WRONG.get((path.stem, ex.name), [])
-    assert wrong or ex.broken, f"{path.stem}:{ex.name} needs at least one plausible wrong answer in WRONG"
+    wrong = _wrong_answers(path, ex.name)
+    assert wrong or ex.broken, f"{path.stem}:{ex.name} needs a plausible wrong answer in WRONG_ANSWERS"
     for old, new in wrong:
         assert old in ex.solution, f"{old!r} is not in the solution of {ex.name}"
         with pytest.raises(ExerciseError, match="Hint:"):

@@ -11,7 +11,16 @@ from ..evaluate import evaluate
 from ..tokenizers import CharTokenizer
 from . import Passed, check_function
 
-__all__ = ["check_average_nll"]
+__all__ = ["check_average_nll", "WRONG_ANSWERS"]
+
+#: Plausible mistakes each check must catch (tests/test_exercises.py applies each to the worked solution):
+#: exercise name -> [(text of the solution, what a learner might write instead), ...].
+WRONG_ANSWERS = {
+    "average_nll": [
+        ("return -log_likelihood / n, n", "return log_likelihood / n, n"),  # forgot the minus sign
+        ('chs = ["."] + list(w) + ["."]', 'chs = list(w) + ["."]'),  # no start symbol: misses how names start
+    ],
+}
 
 TOK = CharTokenizer.from_text(string.ascii_lowercase, boundary=".")  # the names vocabulary: '.', then a-z
 

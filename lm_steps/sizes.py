@@ -1,0 +1,71 @@
+"""Every notebook's sizes, per profile, in one table: ``sizes("05")`` gives notebook 05's for this run.
+
+A profile says how big a run is: ``smoke`` (CI: seconds per notebook), ``cpu`` (a few minutes per
+notebook on a laptop's CPU) and ``gpu`` (one GPU); :func:`lm_steps.utils.get_profile` picks it from
+``LM_STEPS_PROFILE``, else ``gpu`` with CUDA, else ``cpu``. A value written ``Per(smoke, cpu, gpu)``
+depends on the profile; any other value is the same in all three. The command line's presets read
+the same table, so ``lm-steps train --config cpu`` trains what notebook 05 trains in the cpu profile.
+
+    >>> S = sizes("01", profile="smoke")
+    >>> S.n_samples
+    5
+"""
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any, NamedTuple
+
+from .utils import PROFILES, get_profile
+
+__all__ = ["Per", "TABLE", "sizes"]
+
+
+class Per(NamedTuple):
+    """A value per profile."""
+
+    smoke: Any
+    cpu: Any
+    gpu: Any
+
+
+TABLE: dict[str, dict[str, Any]] = {
+    # ---- 01 counting bigram
+    "01": dict(
+        n_samples=Per(5, 20, 20),  # names printed from each sampler
+    ),
+
+    # ---- 02 gradient bigram
+    "02": dict(),
+
+    # ---- 03 MLP
+    "03": dict(),
+
+    # ---- 03b backprop by hand
+    "03b": dict(),
+
+    # ---- 04 WaveNet
+    "04": dict(),
+
+    # ---- 05 Shakespeare GPT
+    "05": dict(),
+
+    # ---- 06 WikiText BPE GPT
+    "06": dict(),
+
+    # ---- 07 GPT grows up
+    "07": dict(),
+
+    # ---- 08 masked LM
+    "08": dict(),
+}
+
+
+def sizes(notebook: str, *, profile: str | None = None) -> SimpleNamespace:
+    """Notebook ``notebook``'s sizes (e.g. ``"05"``) in ``profile`` (default: this run's), as attributes."""
+    if notebook not in TABLE:
+        raise ValueError(f"no sizes for notebook {notebook!r}; the table has {', '.join(TABLE)}")
+    profile = get_profile() if profile is None else profile
+    if profile not in PROFILES:
+        raise ValueError(f"profile {profile!r} is not one of {', '.join(PROFILES)}")
+    return SimpleNamespace(**{name: getattr(v, profile) if isinstance(v, Per) else v
+                              for name, v in TABLE[notebook].items()})
