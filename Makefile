@@ -2,7 +2,8 @@
 #
 # Variables (override on the command line, e.g. `make run LM_STEPS_PROFILE=gpu`):
 #   TORCH_SPEC        which torch to install first (default torch>=2.3; CI pins torch==2.13.0)
-#   TORCH_INDEX       where from: e.g. https://download.pytorch.org/whl/cpu for the CPU-only build
+#   TORCH_INDEX       where from (default: PyTorch's CPU wheel index on Linux without an NVIDIA GPU, else
+#                     PyPI; TORCH_INDEX= (empty) is always PyPI, whose Linux build is the CUDA one)
 #                     (changing TORCH_SPEC or TORCH_INDEX later reinstalls torch in the same environment)
 #   EXTRAS            the package's extras to install (default notebooks,test; add hub for `datasets`)
 #   LM_STEPS_PROFILE  smoke | cpu | gpu  (run: unset picks gpu with CUDA, else cpu; test: smoke)
@@ -13,7 +14,6 @@
 
 PYTHON      ?= python3
 TORCH_SPEC  ?= torch>=2.3
-TORCH_INDEX ?=
 EXTRAS      ?= notebooks,test
 BUILD       ?= build
 NOTEBOOKS   ?= $(sort $(wildcard notebooks/*.ipynb))
@@ -22,6 +22,27 @@ KERNEL      ?= lm-steps
 
 # tiktoken keeps its GPT-2/GPT-4 files here (not in a temporary folder) unless told otherwise
 export TIKTOKEN_CACHE_DIR ?= $(CURDIR)/data/tiktoken
+
+# Which torch build. TORCH_INDEX given (even empty) wins. Otherwise Linux without an NVIDIA GPU takes the
+# CPU build (about 0.2 GB instead of several GB of CUDA libraries it could not use); with a GPU, or on
+# macOS (whose PyPI build is the CPU/MPS one), PyPI's default.
+CPU_INDEX := https://download.pytorch.org/whl/cpu
+ifeq ($(origin TORCH_INDEX),undefined)
+ifeq ($(shell uname -s),Linux)
+ifeq ($(shell nvidia-smi -L 2>/dev/null | grep -c '^GPU'),0)
+TORCH_INDEX := $(CPU_INDEX)
+TORCH_WHY   := no NVIDIA GPU found (nvidia-smi lists none), so the CPU build; TORCH_INDEX= (empty) takes PyPI's CUDA build
+else
+TORCH_INDEX :=
+TORCH_WHY   := an NVIDIA GPU found, so PyPI's default build, with CUDA; TORCH_INDEX=$(CPU_INDEX) takes the CPU build
+endif
+else
+TORCH_INDEX :=
+TORCH_WHY   := not Linux, so PyPI's default build (CPU, and MPS on Apple silicon)
+endif
+else
+TORCH_WHY   := TORCH_INDEX given$(if $(TORCH_INDEX),, empty: PyPI)
+endif
 
 # Use the active virtual environment if there is one, else create .venv here.
 ifdef VIRTUAL_ENV
@@ -40,6 +61,7 @@ STAMP_TORCH := $(strip $(shell cut -s -d'|' -f1 $(STAMP) 2>/dev/null))
 ifeq ($(filter-out file,$(origin TORCH_SPEC) $(origin TORCH_INDEX)),)
 ifneq ($(STAMP_TORCH),)
 TORCH_WANT  := $(STAMP_TORCH)
+TORCH_WHY   := kept: the environment's torch as installed before; give TORCH_SPEC or TORCH_INDEX to change it
 endif
 endif
 ifneq ($(shell cat $(STAMP) 2>/dev/null),$(TORCH_WANT) | $(EXTRAS))
@@ -59,7 +81,7 @@ NEEDS_08  := tinyshakespeare
 ALL_DATA  := names tinyshakespeare wikitext-2-v1 tiktoken
 NEEDS := $(sort $(foreach nb,$(NOTEBOOKS),$(or $(NEEDS_$(firstword $(subst _, ,$(notdir $(nb))))),$(ALL_DATA))))
 
-.PHONY: install data run test exercises clean help
+.PHONY: install data run test exercises torch-choice clean help
 
 help:
 	@echo "make run   - install, fetch the data, execute the notebooks into $(BUILD)/ (profile: LM_STEPS_PROFILE)"
@@ -76,6 +98,7 @@ $(STAMP): $(PY) pyproject.toml
 		echo "torch was installed from '$(STAMP_TORCH)'; reinstalling it from '$(TORCH_WANT)'"; \
 		$(PY) -m pip uninstall -y -q torch; \
 	fi
+	@echo "torch: $(TORCH_WANT) ($(TORCH_WHY))"
 	$(PY) -m pip install $(if $(filter --index-url,$(TORCH_WANT)),$(foreach w,$(TORCH_WANT),'$(w)'),'$(TORCH_SPEC)')
 	$(PY) -m pip install -e '.[$(EXTRAS)]'
 	@$(PY) -m ipykernel install --user --name $(KERNEL) --display-name "Python (lm-steps)" >/dev/null 2>&1 \
@@ -84,6 +107,9 @@ $(STAMP): $(PY) pyproject.toml
 	@echo '$(TORCH_WANT) | $(EXTRAS)' > $(STAMP)
 
 install: $(STAMP)
+
+torch-choice:
+	@echo "torch: $(TORCH_WANT) ($(TORCH_WHY))"
 
 data: install
 	$(PY) -m lm_steps.data fetch $(NEEDS) $(if $(DATA_DIR),--to '$(DATA_DIR)')
