@@ -78,6 +78,7 @@ NEEDS_05  := tinyshakespeare
 NEEDS_06  := wikitext-2-v1 tiktoken
 NEEDS_07  := tinyshakespeare
 NEEDS_08  := tinyshakespeare
+NEEDS_09  := tinyshakespeare
 ALL_DATA  := names tinyshakespeare wikitext-2-v1 tiktoken
 NEEDS := $(sort $(foreach nb,$(NOTEBOOKS),$(or $(NEEDS_$(firstword $(subst _, ,$(notdir $(nb))))),$(ALL_DATA))))
 

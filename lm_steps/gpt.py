@@ -335,7 +335,7 @@ class GPT(nn.Module):
 
     def new_cache(self, batch_size: int, *, device=None, dtype=None) -> KVCache:
         """An empty :class:`KVCache` for ``batch_size`` sequences, on the model's device."""
-        w = self.lm_head.weight
+        w = self.transformer.wte.weight  # the embedding: never swapped for a quantised layer
         return KVCache(self.config, batch_size, device=device or w.device, dtype=dtype or w.dtype)
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, *, cache: KVCache | None = None,

@@ -57,6 +57,23 @@ TABLE: dict[str, dict[str, Any]] = {
 
     # ---- 08 masked LM
     "08": dict(),
+
+    # ---- 09 quantisation
+    "09": dict(
+        # notebook 05's scaled-up GPT and its recipe, trained again when notebook 05 has not run
+        model=Per(dict(block_size=32, n_layer=2, n_head=4, n_embd=64),
+                  dict(block_size=128, n_layer=4, n_head=4, n_embd=128),
+                  dict(block_size=256, n_layer=6, n_head=6, n_embd=384, dropout=0.2)),
+        retrain=Per(dict(max_iters=300, batch_size=16, lr=3e-3, min_lr=3e-4, warmup_iters=20, eval_interval=30,
+                         eval_iters=10, seed=1337),
+                    dict(max_iters=1500, batch_size=16, lr=2e-3, min_lr=2e-4, warmup_iters=100, eval_interval=250,
+                         eval_iters=20, seed=1337),
+                    dict(max_iters=5000, batch_size=64, lr=1e-3, min_lr=1e-4, warmup_iters=100, eval_interval=250,
+                         eval_iters=200, seed=1337)),
+        n_val=Per(20_000, 100_000, 111_540),  # validation characters scored (111,540: all of them)
+        n_new=Per(32, 128, 256),  # tokens generated per timing round
+        rounds=Per(3, 5, 5),  # interleaved timing rounds; the table shows the median and the spread
+    ),
 }
 
 
