@@ -79,6 +79,7 @@ NEEDS_06  := wikitext-2-v1 tiktoken
 NEEDS_07  := tinyshakespeare
 NEEDS_08  := tinyshakespeare
 NEEDS_09  := tinyshakespeare
+NEEDS_10  := tinyshakespeare
 ALL_DATA  := names tinyshakespeare wikitext-2-v1 tiktoken
 NEEDS := $(sort $(foreach nb,$(NOTEBOOKS),$(or $(NEEDS_$(firstword $(subst _, ,$(notdir $(nb))))),$(ALL_DATA))))
 

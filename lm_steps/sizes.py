@@ -74,6 +74,16 @@ TABLE: dict[str, dict[str, Any]] = {
         n_new=Per(32, 128, 256),  # tokens generated per timing round
         rounds=Per(3, 5, 5),  # interleaved timing rounds; the table shows the median and the spread
     ),
+
+    # ---- 10 scaling laws
+    "10": dict(
+        widths=Per((8, 16, 24, 32), (16, 32, 48, 64), (32, 64, 128, 192)),  # n_embd of the grid's GPTs
+        steps=Per((40, 80, 160), (250, 500, 1000), (1000, 2000, 4000)),  # token budgets, in steps
+        model=dict(n_layer=2, n_head=2, block_size=64),
+        train=dict(batch_size=16, lr=3e-3, min_lr=3e-4, eval_iters=0, dtype="float32"),
+        n_val=Per(20_000, 100_000, 111_540),  # validation characters scored
+        seeds=(1, 2, 3),  # the compute-optimal model is trained once per seed
+    ),
 }
 
 
