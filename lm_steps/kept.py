@@ -54,7 +54,8 @@ def shakespeare_gpt(*, device: str | torch.device = "cpu", progress: bool = Fals
     kept = load_kept("05_shakespeare_gpt", device=device)
     if kept is not None:
         model, tok = kept
-        return model, CharTokenizer.from_dict(tok), f"loaded the GPT notebook 05 trained ({kept_path('05_shakespeare_gpt')})"
+        name = kept_path("05_shakespeare_gpt").name
+        return model, CharTokenizer.from_dict(tok), f"loaded the GPT notebook 05 trained (kept as {name})"
     S = sizes("09")
     train_text, val_text = shakespeare_splits()
     tok = CharTokenizer.from_text(train_text + val_text)
