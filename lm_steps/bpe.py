@@ -113,7 +113,8 @@ class ReferenceBPE:
         ids = {b: i for i, b in enumerate(self.vocab)}
         self.merges: dict[tuple[int, int], int] = {}  # (left id, right id) -> the id it makes
         for left, right in merges:
-            self.merges[(ids[left], ids[right])] = ids[left + right] = len(self.vocab)
+            self.merges[(ids[left], ids[right])] = len(self.vocab)
+            ids[left + right] = len(self.vocab)
             self.vocab.append(left + right)
         self.special = {s: len(self.vocab) + i for i, s in enumerate(check_special_tokens(special_tokens))}
         self.pattern = regex.compile(check_split_pattern(pattern))

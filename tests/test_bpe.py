@@ -111,5 +111,6 @@ def test_split_patterns_that_lose_text_or_panic_are_refused(pattern, match):
 
 
 def test_the_standard_patterns_and_a_covering_one_pass():
-    for pattern in (bpe.GPT2_SPLIT_PATTERN, bpe.GPT4_SPLIT_PATTERN, r"\w+|\s+|.", r"\p{L}+|\p{N}+|\s+|[^\p{L}\p{N}\s]+"):
+    covering = (bpe.GPT2_SPLIT_PATTERN, bpe.GPT4_SPLIT_PATTERN, r"\w+|\s+|.", r"\p{L}+|\p{N}+|\s+|[^\p{L}\p{N}\s]+")
+    for pattern in covering:
         assert bpe.check_split_pattern(pattern) == pattern
