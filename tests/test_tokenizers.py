@@ -135,6 +135,8 @@ def test_pretrained_encodings_offline(name, n_vocab):
     assert enc.encode(T.ENDOFTEXT, allowed_special="all") == [enc.eot_token]
     for text in VARIED:
         assert enc.decode(enc.encode(text)) == text
+    # its split pattern passes the checks that a loaded tokenizer goes through
+    assert T.encoding_from_dict(T.encoding_to_dict(enc))._mergeable_ranks == enc._mergeable_ranks
 
 
 def test_reference_matches_gpt2_ranks():
