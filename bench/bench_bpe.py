@@ -9,8 +9,8 @@ import argparse
 import time
 
 from lm_steps import data
-from lm_steps.bpe_reference import ReferenceBPE
-from lm_steps.tokenizers import GPT2_SPLIT_PATTERN, GPT4_SPLIT_PATTERN, WIKITEXT_SPECIALS, learn_merges, split_chunks, train_bpe
+from lm_steps.bpe import GPT2_SPLIT_PATTERN, GPT4_SPLIT_PATTERN, ReferenceBPE, learn_merges, split_chunks
+from lm_steps.tokenizers import WIKITEXT_SPECIALS, train_bpe
 
 
 def main() -> None:

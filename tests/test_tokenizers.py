@@ -7,8 +7,11 @@ from collections import Counter
 import pytest
 import regex
 
+import lm_steps
+from lm_steps import bpe
 from lm_steps import tokenizers as T
-from lm_steps.bpe_reference import ReferenceBPE, merges_from_encoding
+from lm_steps.bpe import ReferenceBPE
+from lm_steps.tokenizers import merges_from_encoding
 
 VARIED = [
     "Hello, world! It's 2024; we'll see 1234567 things.",
@@ -35,22 +38,9 @@ def small_enc():
     return T.train_bpe(CORPUS, 300, special_tokens=T.WIKITEXT_SPECIALS)
 
 
-def test_hand_computed_toy_merges():
-    # "aaabdaaabac": chunk counts a a a b d a a a b a c -> pairs: aa:4, ab:2, bd:1, da:1, ba:1, ac:1
-    # merge 1: (a, a) -> "aa";  word: aa a b d aa a b a c  -> pairs (aa,a):2, (a,b):2, ...
-    # tie between (aa, a) [ids (256, 97)] and (a, b) [ids (97, 98)]: the smaller ids win: (a, b).
-    # merge 2: (a, b) -> "ab";  word: aa ab d aa ab a c   -> (aa, ab): 2
-    # merge 3: (aa, ab) -> "aaab"
-    chunks = Counter({b"aaabdaaabac": 1})
-    assert T.learn_merges(chunks, 3) == [(b"a", b"a"), (b"a", b"b"), (b"aa", b"ab")]
-    # chunk weights count like repeats: two copies of "ab" beat one "cd" twice over
-    assert T.learn_merges(Counter({b"ab": 2, b"cdcd": 1}), 1) == [(b"a", b"b")]
-    assert T.learn_merges(Counter({b"ab": 1, b"cdcd": 1}), 1) == [(b"c", b"d")]
-
-
 def test_incremental_counts_match_full_recount():
-    """The incremental trainer makes the same merges as a naive recount-everything trainer."""
-    chunks = T.split_chunks(CORPUS, T.GPT4_SPLIT_PATTERN, T.WIKITEXT_SPECIALS)
+    """The incremental trainer makes the same merges as a naive recount-everything trainer over weighted chunks."""
+    chunks = bpe.split_chunks(CORPUS, T.GPT4_SPLIT_PATTERN, T.WIKITEXT_SPECIALS)
     words = {c: list(c) for c in chunks}
     vocab = [bytes([i]) for i in range(256)]
     naive = []
@@ -64,8 +54,8 @@ def test_incremental_counts_match_full_recount():
         vocab.append(vocab[pair[0]] + vocab[pair[1]])
         naive.append((vocab[pair[0]], vocab[pair[1]]))
         for c, w in words.items():
-            words[c] = T._merge(w, pair, new)
-    assert T.learn_merges(chunks, 60) == naive
+            words[c] = bpe.merge(w, pair, new)
+    assert bpe.learn_merges(chunks, 60) == naive
 
 
 @pytest.mark.parametrize("text", VARIED)
@@ -78,7 +68,7 @@ def test_round_trip_and_reference_equality(small_enc, text):
 
 
 def test_tiktoken_equals_reference_on_training_text_and_beyond(small_enc):
-    merges = T.learn_merges(T.split_chunks(CORPUS, T.GPT4_SPLIT_PATTERN, T.WIKITEXT_SPECIALS), 300 - 258)
+    merges = bpe.learn_merges(bpe.split_chunks(CORPUS, T.GPT4_SPLIT_PATTERN, T.WIKITEXT_SPECIALS), 300 - 258)
     assert merges_from_encoding(small_enc) == merges  # the ranks keep the merge order
     ref = ReferenceBPE(merges, T.GPT4_SPLIT_PATTERN, T.WIKITEXT_SPECIALS)
     text = CORPUS + " ".join(VARIED) + " the <|endoftext|> cats sat <unk>"
@@ -145,6 +135,8 @@ def test_pretrained_encodings_offline(name, n_vocab):
     assert enc.encode(T.ENDOFTEXT, allowed_special="all") == [enc.eot_token]
     for text in VARIED:
         assert enc.decode(enc.encode(text)) == text
+    # its split pattern passes the checks that a loaded tokenizer goes through
+    assert T.encoding_from_dict(T.encoding_to_dict(enc))._mergeable_ranks == enc._mergeable_ranks
 
 
 def test_reference_matches_gpt2_ranks():
@@ -183,3 +175,102 @@ def test_encoding_dict_is_checkpoint_safe(small_enc, tmp_path):
     assert back._mergeable_ranks == small_enc._mergeable_ranks and back._special_tokens == small_enc._special_tokens
     with pytest.raises(ValueError, match="not an encoding dict"):
         T.encoding_from_dict({"type": "char", "chars": ["a"]})
+
+
+def test_reference_allowed_special_all_is_tiktokens_all(small_enc):
+    ref = ReferenceBPE(merges_from_encoding(small_enc), small_enc._pat_str, T.WIKITEXT_SPECIALS)
+    text = "the <unk> cat<|endoftext|>sat <unk>"
+    assert ref.encode(text, allowed_special="all") == small_enc.encode(text, allowed_special="all")
+    assert ref.encode(text, allowed_special="all").count(small_enc.n_vocab - 1) == 2
+
+
+def _with_pattern(path, pattern, out):
+    """A copy of the save_bpe file at ``path`` whose header names ``pattern`` as the split pattern."""
+    import json
+
+    header, rest = path.read_text().split("\n", 1)
+    out.write_text(json.dumps({**json.loads(header), "pat_str": pattern}) + "\n" + rest)
+    return out
+
+
+@pytest.mark.parametrize("pattern, match", [(r"\w+", "does not cover the text"), (r"x*", "can match the empty string"),
+                                            (r" ?\p{L}+|\s+", "does not cover the text")])
+def test_bad_split_pattern_refused_when_training_and_when_loading(small_enc, tmp_path, pattern, match):
+    import tiktoken
+
+    with pytest.raises(ValueError, match=match):
+        T.train_bpe(CORPUS, 300, pattern=pattern)
+    with pytest.raises(ValueError, match=match):
+        T.encoding_from_merges([], pattern=pattern)
+    good = T.save_bpe(small_enc, tmp_path / "good.tiktoken")
+    with pytest.raises(ValueError, match=rf"bad.tiktoken: the split pattern .*{match}"):
+        T.load_bpe(_with_pattern(good, pattern, tmp_path / "bad.tiktoken"))
+    with pytest.raises(ValueError, match=rf"encoding dict: the split pattern .*{match}"):
+        T.encoding_from_dict({**T.encoding_to_dict(small_enc), "pat_str": pattern})
+    # an Encoding built by hand with such a pattern is neither saved nor stored in a checkpoint dict
+    hand = tiktoken.Encoding("hand", pat_str=pattern, mergeable_ranks=small_enc._mergeable_ranks, special_tokens={})
+    with pytest.raises(ValueError, match=match):
+        T.save_bpe(hand, tmp_path / "hand.tiktoken")
+    with pytest.raises(ValueError, match=match):
+        T.encoding_to_dict(hand)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.tiktoken", "good.tiktoken"]
+
+
+def test_save_bpe_on_a_full_disk_keeps_the_good_file(small_enc, tmp_path, monkeypatch):
+    import builtins
+    import errno
+    import io
+
+    path = T.save_bpe(small_enc, tmp_path / "tok.tiktoken")
+    good = path.read_bytes()
+    other = T.train_bpe(CORPUS, 280)  # another tokenizer: its file would differ
+    real_open = builtins.open
+
+    class HalfWritten:  # a file on a disk that fills up: half of the first write lands, then ENOSPC
+        def __init__(self, f):
+            self.f = f
+
+        def write(self, data):
+            self.f.write(data[: len(data) // 2])
+            self.f.flush()
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def __getattr__(self, name):
+            return getattr(self.f, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return self.f.__exit__(*exc)
+
+    def full_disk_open(file, mode="r", *args, **kwargs):
+        f = real_open(file, mode, *args, **kwargs)
+        return HalfWritten(f) if any(c in mode for c in "wxa+") else f
+
+    monkeypatch.setattr(builtins, "open", full_disk_open)
+    monkeypatch.setattr(io, "open", full_disk_open)  # pathlib's write_text opens through io.open
+    with pytest.raises(OSError) as err:
+        T.save_bpe(other, path)
+    monkeypatch.undo()
+    assert err.value.errno == errno.ENOSPC
+    assert path.read_bytes() == good  # the good tokenizer survives, whole
+    assert [p.name for p in tmp_path.iterdir()] == ["tok.tiktoken"]  # and no half-written temporary is left
+    assert T.load_bpe(path)._mergeable_ranks == small_enc._mergeable_ranks
+
+
+@pytest.mark.parametrize("module, old, new", [
+    ("lm_steps.tokenizers", "learn_merges", bpe.learn_merges),
+    ("lm_steps.tokenizers", "split_chunks", bpe.split_chunks),
+    ("lm_steps.tokenizers", "BPE_FORMAT", bpe.FORMAT),
+    ("lm_steps.bpe_reference", "ReferenceBPE", bpe.ReferenceBPE),
+    ("lm_steps.bpe_reference", "merges_from_encoding", T.merges_from_encoding),
+])
+def test_moved_names_still_work_with_a_deprecation_warning(module, old, new):
+    import importlib
+
+    with pytest.warns(DeprecationWarning, match=rf"{module}\.{old} moved to lm_steps\."):
+        assert getattr(importlib.import_module(module), old) is new
+    with pytest.raises(AttributeError):
+        T.no_such_name
+    assert (lm_steps.train_bpe, lm_steps.save_bpe, lm_steps.load_bpe) == (T.train_bpe, T.save_bpe, T.load_bpe)
