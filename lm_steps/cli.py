@@ -337,6 +337,9 @@ def _train(args, out: Path, lock: _RunLock | None) -> int:
     else:
         (model_kw, tcfg), bpe_chars = CHAR_CONFIGS[config], None
     max_iters = max_iters or tcfg.max_iters
+    if stored is not None and stored["step"] >= max_iters:
+        print(f"{ckpt_path} is already at step {stored['step']}; pass a larger --max-iters to train further")
+        return 0
     tcfg = replace(tcfg, max_iters=max_iters, warmup_iters=min(tcfg.warmup_iters, max_iters),
                    checkpoint_every=tcfg.eval_interval)  # a short run warms up for all of it at most
     if stored is not None:  # keep the warmup the run started with (a short first run shortened it)
@@ -366,10 +369,7 @@ def _train(args, out: Path, lock: _RunLock | None) -> int:
                        f"use a longer text or a smaller --config")
     model = GPT(cfg, generator=make_generator(tcfg.seed)).to(device)
 
-    start, accept = (stored["step"] if stored else 0), ()
-    if start >= max_iters:
-        print(f"{ckpt_path} is already at step {start}; pass a larger --max-iters to train further")
-        return 0
+    accept = ()
     if stored is not None:
         if (stored.get("train_config") or {}).get("max_iters") not in (None, max_iters):
             accept = ("max_iters",)  # training on further: the learning-rate schedule now ends at the new step
