@@ -5,8 +5,8 @@ A checkpoint is a plain dict of tensors, numbers, strings, lists and dicts, so i
 before it writes (NumPy numbers become Python numbers; anything else that would not load back, a
 ``Path`` or a NumPy array, is refused), so a loadable checkpoint is never replaced by one that
 cannot be read. It is written to a temporary file in the same folder and then renamed over the
-target, so a crash or a full disk mid-write never leaves a half checkpoint where a good one was. Reading a truncated, corrupt or mismatched file raises
-:class:`CheckpointError` saying what is wrong.
+target, so a crash or a full disk mid-write never leaves a half checkpoint where a good one was.
+Reading a truncated, corrupt or mismatched file raises :class:`CheckpointError` saying what is wrong.
 """
 from __future__ import annotations
 

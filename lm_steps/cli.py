@@ -106,7 +106,8 @@ def _check_data(name: str) -> str:
         raise CLIError(f"--data is empty; use one of {', '.join(DATASETS)} or the path of a UTF-8 text file")
     path = Path(name).expanduser()
     if path.is_dir():
-        raise CLIError(f"--data {name} is a folder; give the path of a UTF-8 text file (or one of {', '.join(DATASETS)})")
+        raise CLIError(f"--data {name} is a folder; give the path of a UTF-8 text file "
+                       f"(or one of {', '.join(DATASETS)})")
     if path.exists() and not path.is_file():
         raise CLIError(f"--data {name} is not a regular file (a FIFO, device or socket cannot be read twice); "
                        f"copy the text into a file and give its path")
@@ -278,7 +279,8 @@ def _os_message(err: OSError) -> str:
 CLI_ADVICE = (
     (r"load them with restore_model\(ckpt, model\) and call train\(\) without resume\.?",
      "train a new run into another --out (only a checkpoint written by `lm-steps train` can be resumed)."),
-    (r"it was written by save_checkpoint\(\), not by train\(checkpoint_path=\.\.\.\)", "it was not written by `lm-steps train`"),
+    (r"it was written by save_checkpoint\(\), not by train\(checkpoint_path=\.\.\.\)",
+     "it was not written by `lm-steps train`"),
     (r"Use the stored values, or pass accept_changes=.*? to train\(\) to continue with the new ones knowingly\.?",
      "Resume it with the version of lm-steps that started it, or train a new run into another --out."),
     (r"set max_iters >= (\d+)", r"pass --max-iters \1 or more"),

@@ -102,7 +102,7 @@ def test_a_lock_held_in_this_process_refuses_a_second_train(text_file, tmp_path,
     assert run(capsys, *train_args(text_file, tmp_path / "run", "--max-iters", 6))[0] == 0
 
 
-# ----------------------------------------------------------------------------- 2. nothing changes until every check has passed
+# ----------------------------------------------------------------------------- 2. nothing changes before the checks
 def folder_state(folder: Path) -> dict:
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
 
