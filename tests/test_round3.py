@@ -478,3 +478,28 @@ def test_results_record_checks_the_profile(profile, tmp_path, monkeypatch):
     assert not (tmp_path / "results").exists() and list(tmp_path.iterdir()) == []
     results.record("x", profile="smoke", loss=1.0)
     assert results.load_results("smoke") == {"x": {"loss": 1.0}}
+
+
+def test_a_read_only_out_folder_is_one_line(text_file, tmp_path, capsys, monkeypatch):
+    def refuse(path, mode="r", *a, **k):
+        raise PermissionError(errno.EROFS, "Read-only file system", str(path))
+
+    monkeypatch.setattr(utils, "open", refuse, raising=False)  # what atomic_write meets on a read-only disk
+    status, _, err = run(capsys, *train_args(text_file, tmp_path / "o", "--max-iters", 6))
+    assert one_line_error(status, err) and "Read-only file system" in err and "writable" in err
+
+
+def test_a_broken_bpe_tokenizer_is_one_line(bpe_ckpt, tmp_path, capsys):
+    ckpt = load_checkpoint(bpe_ckpt)
+    model, _ = gpt_from_checkpoint(bpe_ckpt)
+    broken = {**ckpt["tokenizer"], "tokens": 5}
+    save_checkpoint(tmp_path / "ckpt.pt", model=model, tokenizer=broken)
+    status, out, err = run(capsys, "sample", tmp_path / "ckpt.pt")
+    assert one_line_error(status, err) and "tokenizer is broken" in err and out == ""
+
+
+def test_debug_goes_before_or_after_the_verb(trained, capsys, monkeypatch):
+    monkeypatch.delenv(cli.DEBUG_ENV, raising=False)
+    for argv in (["--debug", "eval", trained, "--stride", 0], ["eval", trained, "--stride", 0, "--debug"]):
+        status, _, err = run(capsys, *argv)
+        assert status == 2 and "Traceback" in err and err.splitlines()[-1].startswith("lm-steps: error: --stride")
