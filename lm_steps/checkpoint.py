@@ -1,25 +1,30 @@
 """Checkpoints: model, optimizer, both configs, step, RNG states, history and the tokenizer.
 
 A checkpoint is a plain dict of tensors, numbers, strings, lists and dicts, so it loads with
-``torch.load(weights_only=True)`` (no pickled classes). It is written to a temporary file in
-the same folder and then renamed over the target, so a crash mid-write never leaves a half
-checkpoint where a good one was. Reading a truncated, corrupt or mismatched file raises
-:class:`CheckpointError` saying what is wrong.
+``torch.load(weights_only=True)`` (no pickled classes): :func:`save_checkpoint` checks every value
+before it writes (NumPy numbers become Python numbers; anything else that would not load back, a
+``Path`` or a NumPy array, is refused), so a loadable checkpoint is never replaced by one that
+cannot be read. It is written to a temporary file in the same folder and then renamed over the
+target, so a crash or a full disk mid-write never leaves a half checkpoint where a good one was.
+Reading a truncated, corrupt or mismatched file raises :class:`CheckpointError` saying what is wrong.
 """
 from __future__ import annotations
 
 import dataclasses
 import os
 import pickle
+from collections import OrderedDict
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from .gpt import GPT, GPTConfig
 from .utils import atomic_write, unwrap
 
 __all__ = ["FORMAT", "CheckpointError", "check_tokenizer_dict", "save_checkpoint", "load_checkpoint",
-           "check_model_config", "restore_model", "gpt_from_checkpoint"]
+           "check_model_config", "check_fits", "restore_model",
+           "gpt_from_checkpoint"]
 
 FORMAT = "lm_steps-checkpoint-1"
 REQUIRED = ("format", "model", "model_config", "step")
@@ -54,13 +59,44 @@ def check_tokenizer_dict(tokenizer, vocab_size: int | None = None) -> None:
                          f"tokenizer")
 
 
+#: Types ``torch.load(weights_only=True)`` reads back as they are (besides tensors, lists, tuples and dicts).
+_PLAIN = (str, bytes, int, float, bool, complex, type(None), torch.dtype, torch.device, torch.Size)
+
+
+def _loadable(value, where: str):
+    """``value`` as plain data that ``torch.load(weights_only=True)`` reads back: NumPy numbers become
+    Python numbers; anything else that is not a tensor, a number, a string, None or a list, tuple or
+    dict of them raises TypeError naming where it is. Unchanged containers are returned as they are."""
+    kind = type(value)
+    if kind in _PLAIN or isinstance(value, torch.Tensor):
+        return value
+    if isinstance(value, np.generic) and not isinstance(value, np.void):  # np.float32(1.5), np.int64(3), np.bool_
+        return value.item()
+    if kind in (dict, OrderedDict):
+        items = [(_loadable(k, f"a key of {where}"), _loadable(v, f"{where}[{k!r}]")) for k, v in value.items()]
+        if all(k2 is k and v2 is v for (k2, v2), (k, v) in zip(items, value.items())):
+            return value  # keeps a state dict's _metadata
+        return kind(items)
+    if kind in (list, tuple):
+        items = [_loadable(v, f"{where}[{i}]") for i, v in enumerate(value)]
+        return value if all(a is b for a, b in zip(items, value)) else kind(items)
+    hint = ("str(path)" if isinstance(value, os.PathLike) else "array.tolist() or torch.from_numpy(array)"
+            if isinstance(value, np.ndarray) else "a number, string, list, dict or tensor")
+    raise TypeError(f"{where} is a {kind.__module__}.{kind.__qualname__} ({str(value)[:60]!r}), which a checkpoint "
+                    f"cannot load back (torch.load(weights_only=True) reads tensors, numbers, strings, lists, "
+                    f"tuples and dicts only); convert it first: {hint}")
+
+
 def save_checkpoint(path: str | os.PathLike, *, model: torch.nn.Module, model_config=None, optimizer=None,
                     train_config=None, step: int = 0, rng: dict | None = None, tokenizer: dict | None = None,
                     history: dict | None = None) -> Path:
     """Write a checkpoint atomically (temporary file, fsync, rename) and return its path.
 
     ``model_config`` defaults to ``model.config``; configs are stored as plain dicts
-    (``dataclasses.asdict``), the tokenizer as the plain dict its ``to_dict()`` gives.
+    (``dataclasses.asdict``), the tokenizer as the plain dict its ``to_dict()`` gives. Every value is
+    checked first (see :func:`_loadable`): NumPy numbers are stored as Python numbers, and a value
+    that could not be loaded back (a ``Path``, a NumPy array, any other object) raises TypeError
+    naming it, before the file is touched. A failed write (a full disk) leaves the old file as it was.
     """
     check_tokenizer_dict(tokenizer)
     path = Path(path)
@@ -76,6 +112,7 @@ def save_checkpoint(path: str | os.PathLike, *, model: torch.nn.Module, model_co
         "tokenizer": tokenizer,
         "history": history or {},
     }
+    state = {key: _loadable(value, key) for key, value in state.items()}  # before the file is touched
     with atomic_write(path) as f:
         torch.save(state, f)
     return path
@@ -138,6 +175,34 @@ def restore_model(ckpt: dict, model: torch.nn.Module, optimizer=None) -> None:
             raise CheckpointError(f"checkpoint optimizer state does not fit: {err}") from err
 
 
+def check_fits(ckpt: dict, config: GPTConfig, path: str | os.PathLike = "the checkpoint") -> None:
+    """Raise :class:`CheckpointError` unless a GPT built from ``config`` fits the checkpoint's weights.
+
+    The GPT is built on the ``meta`` device (shapes, no memory), so a config edited to ask for
+    10**11 positions is refused before anything is allocated: every parameter must have its stored
+    shape, and the tables the config computes (rotary or sinusoidal positions) may not dwarf the weights.
+    """
+    weights = ckpt.get("model")
+    if not isinstance(weights, dict) or not all(isinstance(t, torch.Tensor) for t in weights.values()):
+        raise CheckpointError(f"checkpoint {path}: its model entry is not a state dict of tensors")
+    with torch.device("meta"):
+        shell = GPT(config)
+    ours = shell.state_dict()
+    for name in sorted(set(ours) | set(weights)):
+        if name not in weights or name not in ours or tuple(ours[name].shape) != tuple(weights[name].shape):
+            want = tuple(ours[name].shape) if name in ours else "no such parameter"
+            have = tuple(weights[name].shape) if name in weights else "nothing"
+            raise CheckpointError(f"checkpoint {path}: its model_config does not fit its weights ({name}: the config "
+                                  f"makes {want}, the file holds {have}); the config was edited or the file is "
+                                  f"corrupt: use the checkpoint as train wrote it")
+    stored = sum(t.numel() for t in weights.values())
+    tables = sum(b.numel() for n, b in shell.named_buffers() if n not in ours)
+    if tables > 16 * stored + 2 ** 24:
+        raise CheckpointError(f"checkpoint {path}: its model_config (block_size={config.block_size:,}) asks for "
+                              f"{tables:,} values of position tables against {stored:,} stored weights; the config "
+                              f"was edited or the file is corrupt: use the checkpoint as train wrote it")
+
+
 def gpt_from_checkpoint(path: str | os.PathLike, *, device: str | torch.device = "cpu"):
     """Rebuild the :class:`~lm_steps.gpt.GPT` of a checkpoint; returns ``(model, ckpt)``.
 
@@ -146,10 +211,13 @@ def gpt_from_checkpoint(path: str | os.PathLike, *, device: str | torch.device =
     ``model.train()`` to train it further.
     """
     ckpt = load_checkpoint(path, map_location=device)
+    if not isinstance(ckpt["model_config"], dict):
+        raise CheckpointError(f"checkpoint {path} has no model config (model_config={ckpt['model_config']!r})")
     try:
         config = GPTConfig(**ckpt["model_config"])
-    except TypeError as err:
-        raise CheckpointError(f"checkpoint {path} has an unknown model config: {err}") from err
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(f"checkpoint {path} has an unknown or invalid model config: {err}") from None
+    check_fits(ckpt, config, path)  # before any memory is allocated
     model = GPT(config).to(device)
     restore_model(ckpt, model)
     return model.eval(), ckpt

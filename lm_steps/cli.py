@@ -9,17 +9,28 @@
 
 A progress bar shows on a terminal. ``train`` writes ``DIR/ckpt.pt`` (weights, optimizer, configs, history and the tokenizer) every
 ``eval_interval`` steps and at the end, and ``DIR/run.json`` (which data and configuration), so
-``--resume`` continues an interrupted run exactly and ``eval`` finds the data again. Everything
-here is a thin layer over :func:`~lm_steps.train.train`, :func:`~lm_steps.sample.complete`,
+``--resume`` continues an interrupted run exactly and ``eval`` finds the data again. While it runs it
+holds a lock on ``DIR`` (the kernel drops it when the process ends, however it ends), so a second
+``train`` on the same folder is refused, and it changes nothing in ``DIR`` until every check has
+passed. ``sample`` and ``chat`` print each token as it comes (Ctrl-C keeps what was printed).
+
+Everything here is a thin layer over :func:`~lm_steps.train.train`, :func:`~lm_steps.sample.generate`,
 :func:`~lm_steps.evaluate.evaluate_stream` and the checkpoint functions; this module is the one
-that prints. Bad input ends with a one-line error and exit status 2.
+that prints. A failure the user can fix (bad input, a file that cannot be read or written, a full
+disk, missing data) ends with a one-line error and exit status 2; anything else is a bug, reported
+in one line with exit status 1 (``--debug`` or ``LM_STEPS_DEBUG=1`` prints its traceback).
 """
 from __future__ import annotations
 
 import argparse
+import codecs
+import errno
 import json
+import math
 import os
+import re
 import sys
+import traceback
 from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
@@ -27,16 +38,17 @@ from typing import Sequence
 import torch
 
 from .checkpoint import CheckpointError, gpt_from_checkpoint, load_checkpoint
+from .checks import check_int, check_number
 from .data import DataError, names_splits, shakespeare_splits, wikitext_splits
 from .evaluate import evaluate_stream
 from .gpt import GPT, GPTConfig
-from .sample import complete
+from .sample import generate
 from .tokenizers import WIKITEXT_SPECIALS, CharTokenizer, encoding_from_dict, encoding_to_dict, train_bpe
-from .train import TrainConfig, train
-from .utils import auto_device, get_profile, make_generator
+from .train import TrainConfig, check_resumable, train
+from .utils import atomic_write, auto_device, get_profile, make_generator
 from .wikitext import count_words, split_articles, token_stream
 
-__all__ = ["DATASETS", "CHAR_CONFIGS", "BPE_CONFIGS", "CLIError", "main"]
+__all__ = ["DATASETS", "CHAR_CONFIGS", "BPE_CONFIGS", "CLIError", "DEBUG_ENV", "main"]
 
 DATASETS = ("names", "tinyshakespeare", "wikitext-2-v1")
 BPE_DATASETS = ("wikitext-2-v1",)
@@ -72,18 +84,33 @@ BPE_CONFIGS = {
                         eval_iters=20)),
 }
 CHECKPOINT, RUN = "ckpt.pt", "run.json"
+DEBUG_ENV = "LM_STEPS_DEBUG"  # LM_STEPS_DEBUG=1 (or --debug) prints the traceback behind an error
+SEED_MAX = 2 ** 64 - 1  # the largest seed a torch.Generator takes
 
 
 class CLIError(Exception):
     """Bad input from the command line: reported as one line, exit status 2."""
 
 
+#: What a user can cause and fix: bad input, unreadable or unwritable files, a full disk, missing data.
+#: Reported in one line with exit status 2; any other exception is a bug (status 1).
+ANTICIPATED = (CLIError, CheckpointError, DataError, OSError, ValueError)
+
+
 # ----------------------------------------------------------------------------- data and tokenizers
 def _check_data(name: str) -> str:
-    """A dataset name, or the absolute path of an existing text file."""
+    """A dataset name, or the absolute path of an existing regular (text) file."""
     if name in DATASETS:
         return name
+    if not name.strip():
+        raise CLIError(f"--data is empty; use one of {', '.join(DATASETS)} or the path of a UTF-8 text file")
     path = Path(name).expanduser()
+    if path.is_dir():
+        raise CLIError(f"--data {name} is a folder; give the path of a UTF-8 text file "
+                       f"(or one of {', '.join(DATASETS)})")
+    if path.exists() and not path.is_file():
+        raise CLIError(f"--data {name} is not a regular file (a FIFO, device or socket cannot be read twice); "
+                       f"copy the text into a file and give its path")
     if path.is_file():
         return str(path.resolve())
     if path.suffix or os.sep in name:
@@ -102,12 +129,17 @@ def _splits(data: str) -> dict[str, str]:
     if data == "tinyshakespeare":
         train_text, val_text = shakespeare_splits(progress=False)
     else:
+        path = Path(data)
+        if path.exists() and not path.is_file():  # a stored run.json may name what is now a folder or a FIFO
+            raise CLIError(f"{data} is not a regular file; give the path of a UTF-8 text file with --data")
         try:
-            text = Path(data).read_text(encoding="utf-8")
+            text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
             raise CLIError(f"no such file: {data}") from None
         except UnicodeDecodeError as err:
             raise CLIError(f"{data} is not UTF-8 text ({err.reason} at byte {err.start})") from None
+        if not text:
+            raise CLIError(f"{data} is empty; give a text file with some text in it")
         train_text, val_text = shakespeare_splits(text)
     return {"train": train_text, "val": val_text}
 
@@ -116,7 +148,14 @@ def _tokenizer(d: dict):
     """The tokenizer a checkpoint holds: a CharTokenizer or a tiktoken Encoding."""
     if not isinstance(d, dict):
         raise CLIError("the checkpoint holds no tokenizer (was it written by `lm-steps train`?)")
-    return CharTokenizer.from_dict(d) if d.get("type") == "char" else encoding_from_dict(d)
+    try:
+        return CharTokenizer.from_dict(d) if d.get("type") == "char" else encoding_from_dict(d)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as err:  # KeyError, TypeError, ...; tiktoken's Rust panics are BaseExceptions
+        detail = " ".join(str(err).split())[:200]
+        raise CheckpointError(f"the checkpoint's tokenizer is broken ({type(err).__name__}: {detail}): the file was "
+                              f"edited or is corrupt; use another checkpoint or train again") from None
 
 
 def _tokens(tok, text: str) -> tuple[torch.Tensor, int, int | None]:
@@ -128,7 +167,12 @@ def _tokens(tok, text: str) -> tuple[torch.Tensor, int, int | None]:
     return ids, len(text.encode("utf-8")), count_words(text)
 
 
-# ----------------------------------------------------------------------------- verbs
+def _exp(x: float) -> float:
+    """``math.exp`` that gives inf where the float overflows (a perplexity too large to write)."""
+    return math.exp(x) if x < 709.0 else math.inf
+
+
+# ----------------------------------------------------------------------------- folders and files
 def _device(name: str | None) -> torch.device:
     if name is None:
         return auto_device()
@@ -136,31 +180,148 @@ def _device(name: str | None) -> torch.device:
         device = torch.device(name)
     except RuntimeError:
         raise CLIError(f"unknown device {name!r}; use cpu, cuda, cuda:N or mps") from None
+    if device.type not in ("cpu", "cuda", "mps"):
+        raise CLIError(f"--device {name}: the command line trains and samples on cpu, cuda, cuda:N or mps only")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise CLIError(f"--device {name}: this torch sees no CUDA GPU; use --device cpu")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise CLIError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA GPU(s); "
+                       f"use cuda:0 .. cuda:{torch.cuda.device_count() - 1}")
     if device.type == "mps" and not torch.backends.mps.is_available():
         raise CLIError(f"--device {name}: MPS is not available here; use --device cpu")
     return device
 
 
+def _out_folder(given: str) -> Path:
+    """``--out`` as a folder path: refuses an empty value, a file, and a place that cannot be written."""
+    if not given.strip():
+        raise CLIError("--out is empty; give the folder for the run, e.g. --out runs/mine")
+    out = Path(given).expanduser()
+    if out.exists() and not out.is_dir():
+        raise CLIError(f"--out {given} is a file, not a folder; choose a folder (it is made if missing)")
+    existing = next(p for p in (out, *out.absolute().parents) if p.exists())
+    if not existing.is_dir():
+        raise CLIError(f"--out {given}: {existing} is a file, so no folder can be made there; choose another --out")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise CLIError(f"--out {given}: {existing} cannot be written (read-only or not yours); choose another --out")
+    return out
+
+
+class _RunLock:
+    """An exclusive lock on a run folder, held until :meth:`release` or the end of the process.
+
+    It is ``flock`` on the folder itself, so it adds no file to the folder, and the kernel drops it
+    when the process ends, even by ``kill -9``: a killed run never leaves its folder locked.
+    """
+
+    def __init__(self, folder: Path):
+        self.fd = None
+        try:
+            import fcntl
+        except ImportError:  # Windows: no advisory locks
+            return
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as err:
+            os.close(fd)
+            if err.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise CLIError(f"{folder} is in use by another `lm-steps train` (it holds the folder's lock); "
+                               f"wait for it to end, or choose another --out") from None
+            return  # a file system without locks: run unlocked, as before
+        self.fd = fd
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
 def _read_run(folder: Path) -> dict:
-    try:
-        return json.loads((folder / RUN).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    """The run.json of ``folder`` ({} if there is none); a CLIError if it is not what train writes."""
+    path = folder / RUN
+    if not path.exists():
         return {}
+    fix = f"rewrite it as train writes it ({{\"data\": ..., \"config\": ..., \"max_iters\": ...}}) or delete it"
+    try:
+        run = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, ValueError) as err:
+        raise CLIError(f"{path} is not valid JSON ({err}); {fix}") from None
+    if not isinstance(run, dict):
+        raise CLIError(f"{path} holds a JSON {type(run).__name__}, not the object train writes; {fix}")
+    for key in ("data", "config"):
+        if not isinstance(run.get(key, ""), str):
+            raise CLIError(f"{path}: {key} must be a string, got {run[key]!r}; {fix}")
+    if run.get("max_iters") is not None:
+        try:
+            check_int(f"{path}: max_iters", run["max_iters"], minimum=1)
+        except ValueError as err:
+            raise CLIError(f"{err}; {fix}") from None
+    return run
 
 
+def _write_run(folder: Path, run: dict) -> None:
+    with atomic_write(folder / RUN, "w") as f:
+        f.write(json.dumps(run, indent=1) + "\n")
+
+
+def _os_message(err: OSError) -> str:
+    """An OSError in words: what failed, where, and what to do about it."""
+    what = err.strerror or str(err) or type(err).__name__
+    where = f": {err.filename}" if err.filename else ""
+    hint = {errno.ENOSPC: "; free some space", errno.EDQUOT: "; free some space",
+            errno.EROFS: "; choose a writable folder", errno.EACCES: "; choose a folder you can write",
+            errno.EPERM: "; choose a folder you can write"}.get(err.errno, "")
+    return f"{what}{where}{hint}"
+
+
+#: Advice the library words for Python callers, as a command-line user can act on it.
+CLI_ADVICE = (
+    (r"load them with restore_model\(ckpt, model\) and call train\(\) without resume\.?",
+     "train a new run into another --out (only a checkpoint written by `lm-steps train` can be resumed)."),
+    (r"it was written by save_checkpoint\(\), not by train\(checkpoint_path=\.\.\.\)",
+     "it was not written by `lm-steps train`"),
+    (r"Use the stored values, or pass accept_changes=.*? to train\(\) to continue with the new ones knowingly\.?",
+     "Resume it with the version of lm-steps that started it, or train a new run into another --out."),
+    (r"set max_iters >= (\d+)", r"pass --max-iters \1 or more"),
+    (r"[Ii]f you want this text to be encoded as a special token, pass it to `allowed_special`.*",
+     "remove it from the text: the command line reads text as plain text."),
+)
+
+
+def _for_the_command_line(message: str) -> str:
+    message = " ".join(message.split())
+    for pattern, replacement in CLI_ADVICE:
+        message = re.sub(pattern, replacement, message)
+    return message
+
+
+# ----------------------------------------------------------------------------- train
 def cmd_train(args) -> int:
-    out = Path(args.out).expanduser()
-    ckpt_path, run = out / CHECKPOINT, _read_run(out)
+    out = _out_folder(args.out)
+    lock = _RunLock(out) if out.is_dir() else None  # taken at once, before any long work
+    try:
+        return _train(args, out, lock)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _train(args, out: Path, lock: _RunLock | None) -> int:
+    ckpt_path = out / CHECKPOINT
+    run = _read_run(out) if args.resume else {}
+    stored = None
     if args.resume:
         if not ckpt_path.exists():
             raise CLIError(f"nothing to resume: no checkpoint at {ckpt_path}")
         for key, given in (("data", args.data and _check_data(args.data)), ("config", args.config)):
             if given and run.get(key) and given != run[key]:
                 raise CLIError(f"--{key} {given} differs from the run in {out} ({run[key]}); leave it out to resume")
-        data, config = run.get("data") or _check_data(args.data or ""), args.config or run.get("config")
+        if not run.get("data") and not args.data:
+            raise CLIError(f"{out / RUN} does not say which data the run used; pass --data")
+        data, config = run.get("data") or _check_data(args.data), args.config or run.get("config")
         max_iters = args.max_iters or run.get("max_iters")
+        stored = load_checkpoint(ckpt_path)
     else:
         if not args.data:
             raise CLIError("train needs --data (names, tinyshakespeare, wikitext-2-v1 or a text file)")
@@ -178,16 +339,19 @@ def cmd_train(args) -> int:
     else:
         (model_kw, tcfg), bpe_chars = CHAR_CONFIGS[config], None
     max_iters = max_iters or tcfg.max_iters
+    if stored is not None and stored["step"] >= max_iters:
+        print(f"{ckpt_path} is already at step {stored['step']}; pass a larger --max-iters to train further")
+        return 0
     tcfg = replace(tcfg, max_iters=max_iters, warmup_iters=min(tcfg.warmup_iters, max_iters),
                    checkpoint_every=tcfg.eval_interval)  # a short run warms up for all of it at most
-    if args.resume:  # keep the warmup the run started with (a short first run shortened it)
-        stored_cfg = load_checkpoint(ckpt_path).get("train_config") or {}
+    if stored is not None:  # keep the warmup the run started with (a short first run shortened it)
+        stored_cfg = stored.get("train_config") or {}
         tcfg = replace(tcfg, warmup_iters=stored_cfg.get("warmup_iters", tcfg.warmup_iters))
     device = _device(args.device)
 
     splits = _splits(data)
-    if args.resume:
-        tok = _tokenizer(load_checkpoint(ckpt_path).get("tokenizer"))
+    if stored is not None:
+        tok = _tokenizer(stored.get("tokenizer"))
     elif bpe:
         print(f"training a {model_kw['vocab_size']:,}-token BPE on the training split", file=sys.stderr)
         text = splits["train"] if bpe_chars is None else splits["train"][:bpe_chars]
@@ -197,43 +361,75 @@ def cmd_train(args) -> int:
     tok_dict = tok.to_dict() if isinstance(tok, CharTokenizer) else encoding_to_dict(tok)
     vocab_size = tok.vocab_size if isinstance(tok, CharTokenizer) else tok.n_vocab
     cfg = GPTConfig(**{**model_kw, "vocab_size": vocab_size})
-    streams = [_tokens(tok, splits[s])[0] for s in ("train", "val")]
+    try:
+        streams = [_tokens(tok, splits[s])[0] for s in ("train", "val")]
+    except ValueError as err:  # a resumed run's text holds characters its tokenizer lacks
+        raise CLIError(f"{data} does not fit the run's tokenizer: {err}") from None
     short = min(len(s) for s in streams)
     if short <= cfg.block_size:
         raise CLIError(f"a split of {data} has only {short} tokens, not more than block_size={cfg.block_size}; "
                        f"use a longer text or a smaller --config")
     model = GPT(cfg, generator=make_generator(tcfg.seed)).to(device)
 
-    out.mkdir(parents=True, exist_ok=True)
-    (out / RUN).write_text(json.dumps({"data": data, "config": config, "max_iters": max_iters}, indent=1) + "\n",
-                           encoding="utf-8")
-    stored = load_checkpoint(ckpt_path) if args.resume else {"step": 0, "train_config": {}}
-    start, accept = stored["step"], ()
-    if start >= max_iters:
-        print(f"{ckpt_path} is already at step {start}; pass a larger --max-iters to train further")
-        return 0
-    if args.resume and (stored["train_config"] or {}).get("max_iters") not in (None, max_iters):
-        accept = ("max_iters",)  # training on further: the learning-rate schedule now ends at the new step
+    accept = ()
+    if stored is not None:
+        if (stored.get("train_config") or {}).get("max_iters") not in (None, max_iters):
+            accept = ("max_iters",)  # training on further: the learning-rate schedule now ends at the new step
+        check_resumable(stored, model, tcfg, accept_changes=accept, path=ckpt_path)  # before anything is written
+
+    # every check has passed: only now does the run folder change
+    if lock is None:
+        out.mkdir(parents=True, exist_ok=True)
+        lock = _RunLock(out)  # released with the process (cmd_train releases the first one)
+        try:
+            if not args.resume and ckpt_path.exists():  # another run took the folder meanwhile and finished
+                raise CLIError(f"{ckpt_path} exists; add --resume to continue that run, or choose another --out")
+            return _run_training(args, out, data, config, max_iters, stored, accept, model, streams, tcfg,
+                                 tok_dict, cfg, device)
+        finally:
+            lock.release()
+    return _run_training(args, out, data, config, max_iters, stored, accept, model, streams, tcfg, tok_dict, cfg,
+                         device)
+
+
+def _run_training(args, out, data, config, max_iters, stored, accept, model, streams, tcfg, tok_dict, cfg,
+                  device) -> int:
+    ckpt_path = out / CHECKPOINT
+    start = stored["step"] if stored else 0
+    _write_run(out, {"data": data, "config": config, "max_iters": max_iters})
+    if accept:
         print(f"the run was to end at step {stored['train_config']['max_iters']}; it now goes on to {max_iters}, "
               f"with the learning-rate schedule stretched to end there")
     print(f"{data}: {len(streams[0]):,} training tokens, {cfg.vocab_size:,}-token vocabulary; "
           f"GPT {config}: {model.num_params():,} parameters on {device}; "
           f"{'resuming at step ' + str(start) if start else 'training'} to step {max_iters}")
+
+    def saved() -> str:
+        if not ckpt_path.exists():
+            return "nothing was saved"
+        try:
+            return f"the last checkpoint (step {load_checkpoint(ckpt_path)['step']}) is {ckpt_path}"
+        except (CheckpointError, OSError):
+            return f"{ckpt_path} cannot be read back"
+
     try:
         history = train(model, streams, tcfg, device=device, progress=sys.stderr.isatty(), checkpoint_path=ckpt_path,
-                        resume=ckpt_path if args.resume else None, tokenizer=tok_dict, accept_changes=accept)
+                        resume=ckpt_path if stored is not None else None, tokenizer=tok_dict, accept_changes=accept)
     except KeyboardInterrupt:
         if ckpt_path.exists():
-            print(f"\ninterrupted: the last checkpoint (step {load_checkpoint(ckpt_path)['step']}) is {ckpt_path}; "
-                  f"add --resume to continue from it", file=sys.stderr)
+            print(f"\ninterrupted: {saved()}; add --resume to continue from it", file=sys.stderr)
         else:
             print("\ninterrupted before the first checkpoint; nothing was saved", file=sys.stderr)
         return 130
+    except OSError as err:  # a full disk or a folder gone read-only while saving: the old checkpoint stays
+        more = "; add --resume to continue from it" if ckpt_path.exists() else ""
+        raise CLIError(f"training stopped: {_os_message(err)}; {saved()}{more}") from None
     print(f"step {max_iters}: train loss {history['train_eval_loss'][-1]:.4f}, val loss {history['val_loss'][-1]:.4f} "
           f"(means over {tcfg.eval_iters} batches); checkpoint {ckpt_path}")
     return 0
 
 
+# ----------------------------------------------------------------------------- sample, chat, eval
 def _load(path: str, device: torch.device):
     p = Path(path).expanduser()
     if p.is_dir():
@@ -244,13 +440,48 @@ def _load(path: str, device: torch.device):
     return p, model, ckpt, _tokenizer(ckpt.get("tokenizer"))
 
 
-def _complete(model, tok, prompt: str, args, generator, device) -> str:
-    start = 0 if isinstance(tok, CharTokenizer) else tok.eot_token  # where an empty prompt starts
+def _encode_prompt(tok, prompt: str) -> list[int]:
     try:
-        return complete(model, tok, prompt, args.max_new_tokens, device=device, start_token=start,
-                        temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, generator=generator)
-    except ValueError as err:  # characters the model does not know, a bad temperature/top-k/top-p
-        raise CLIError(f"{err}") from None
+        return tok.encode(prompt)
+    except ValueError as err:  # characters the model does not know, or a special token written as text
+        special = re.search(r"disallowed special token '(.+?)'", str(err))
+        if special:
+            raise CLIError(f"the prompt holds {special.group(1)!r}, a special token of the model's tokenizer; "
+                           f"remove it from the prompt") from None
+        raise CLIError(f"the prompt has {err}") from None
+
+
+def _stream(model, tok, prompt: str, args, generator, device, *, echo: bool = True) -> None:
+    """Print ``prompt`` (if ``echo``) and its continuation to stdout, each token as it is drawn.
+
+    One :func:`~lm_steps.sample.generate` step per token, so the text is the one generate gives for the
+    same generator; a BPE token that ends inside a UTF-8 character is printed once the character is whole.
+    """
+    ids = _encode_prompt(tok, prompt)
+    char = isinstance(tok, CharTokenizer)
+    start = 0 if char else tok.eot_token  # where an empty prompt starts
+    temperature = args.temperature
+    if 0 < temperature < torch.finfo(torch.float32).tiny:
+        temperature = 0.0  # underflows to 0 in float32 (0/0 = NaN); its limit is greedy decoding
+    utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
+
+    def write(new: list[int]) -> None:
+        text = tok.decode(new) if char else utf8.decode(b"".join(tok.decode_single_token_bytes(i) for i in new))
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
+    idx = torch.tensor([ids], dtype=torch.long, device=device).view(1, len(ids))  # (1, T)
+    if echo:
+        write(ids)
+    try:
+        for _ in range(args.max_new_tokens):
+            nxt = generate(model, idx, 1, start_token=start, temperature=temperature, top_k=args.top_k,
+                           top_p=args.top_p, generator=generator)  # (1, T + 1); an empty prompt: start, new
+            write(nxt[0, idx.size(1):].tolist())
+            idx = nxt
+    finally:
+        sys.stdout.write(("" if char else utf8.decode(b"", final=True)) + "\n")
+        sys.stdout.flush()
 
 
 def _generator(seed: int | None) -> torch.Generator:
@@ -265,11 +496,15 @@ def _generator(seed: int | None) -> torch.Generator:
 def cmd_sample(args) -> int:
     device = _device(args.device)
     _, model, _, tok = _load(args.ckpt, device)
+    _encode_prompt(tok, args.prompt)  # a bad prompt fails before anything is printed
     g = _generator(args.seed)
-    for i in range(args.num_samples):
-        if i:
-            print("---")
-        print(_complete(model, tok, args.prompt, args, g, device))
+    try:
+        for i in range(args.num_samples):
+            if i:
+                print("---", flush=True)
+            _stream(model, tok, args.prompt, args, g, device)
+    except KeyboardInterrupt:  # what was printed stays printed
+        return 130
     return 0
 
 
@@ -289,11 +524,11 @@ def cmd_chat(args) -> int:
                 break
             prompt = line.rstrip("\r\n")
             try:
-                text = _complete(model, tok, prompt, args, g, device)
+                _encode_prompt(tok, prompt)
             except CLIError as err:
                 print(f"lm-steps: error: {err}", file=sys.stderr)
                 continue
-            print(text[len(prompt):] if text.startswith(prompt) else text, flush=True)
+            _stream(model, tok, prompt, args, g, device, echo=False)
     except KeyboardInterrupt:
         print(file=sys.stderr)
     return 0
@@ -308,12 +543,18 @@ def cmd_eval(args) -> int:
     splits = _splits(data)
     if args.split not in splits:
         raise CLIError(f"{data} has no {args.split} split (it has {', '.join(s for s in splits if s != 'train')})")
-    tokens, n_bytes, n_words = _tokens(tok, splits[args.split])
+    try:
+        tokens, n_bytes, n_words = _tokens(tok, splits[args.split])
+    except ValueError as err:
+        raise CLIError(f"{data} {args.split} does not fit the model's tokenizer: {err}; evaluate on text of the "
+                       f"kind it was trained on") from None
     T = model.block_size
     stride = args.stride or max(T // 2, 1)
     if not 1 <= stride <= T:
         raise CLIError(f"--stride must be between 1 and the block size {T}, got {stride}")
-    m = evaluate_stream(model, tokens, stride=stride, n_bytes=n_bytes, n_words=n_words, batch_size=32, device=device,
+    if len(tokens) < 2:
+        raise CLIError(f"{data} {args.split} has {len(tokens)} token(s); scoring needs at least two")
+    m = evaluate_stream(model, tokens, stride=stride, n_bytes=n_bytes, batch_size=32, device=device,
                         progress=sys.stderr.isatty())
     name = Path(data).name
     if n_words is None:
@@ -321,20 +562,24 @@ def cmd_eval(args) -> int:
         print(f"loss {m['loss']:.4f} nats/char, {m['bits_per_token']:.4f} bits/char, "
               f"{m['bits_per_byte']:.4f} bits/byte, perplexity {m['ppl']:.2f} per character")
     else:
+        word_ppl = _exp(m["total_nll"] / n_words) if n_words else math.nan
         print(f"{name} {args.split}: {m['n_tokens']:,} tokens, {n_bytes:,} bytes, {n_words:,} words scored "
               f"(window {T}, stride {stride})")
         print(f"loss {m['loss']:.4f} nats/token, {m['bits_per_byte']:.4f} bits/byte, "
-              f"perplexity {m['ppl']:.2f} per token, {m['word_ppl']:.2f} per word")
+              f"perplexity {m['ppl']:.2f} per token, {word_ppl:.2f} per word")
     return 0
 
 
 # ----------------------------------------------------------------------------- parser
 def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help=f"on an error, print its traceback (also: {DEBUG_ENV}=1)")
     parser = argparse.ArgumentParser(prog="lm-steps", description="Train, sample from, chat with and evaluate "
-                                     "the GPTs of lm-steps.")
+                                     "the GPTs of lm-steps.", parents=[common])
     sub = parser.add_subparsers(dest="verb", required=True, metavar="{train,sample,chat,eval}")
 
-    p = sub.add_parser("train", help="train a GPT; checkpoints go to --out")
+    p = sub.add_parser("train", help="train a GPT; checkpoints go to --out", parents=[common])
     p.add_argument("--data", help=f"{', '.join(DATASETS)} or PATH.txt (character-level; WikiText uses a BPE)")
     p.add_argument("--out", required=True, help=f"folder for {CHECKPOINT} and {RUN}")
     p.add_argument("--config", help="smoke, baby (text only), cpu or gpu (default: the profile, LM_STEPS_PROFILE)")
@@ -352,17 +597,17 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--seed", type=int, help="the same seed gives the same text (default: random)")
         p.add_argument("--device")
 
-    p = sub.add_parser("sample", help="print a prompt and its continuation")
+    p = sub.add_parser("sample", help="print a prompt and its continuation", parents=[common])
     generation(p)
     p.add_argument("--prompt", default="", help="text to continue (default: empty)")
     p.add_argument("--num-samples", type=int, default=1)
     p.set_defaults(run=cmd_sample)
 
-    p = sub.add_parser("chat", help="continue each line read from standard input")
+    p = sub.add_parser("chat", help="continue each line read from standard input", parents=[common])
     generation(p)
     p.set_defaults(run=cmd_chat, max_new_tokens=100)
 
-    p = sub.add_parser("eval", help="loss, bits per character/byte and perplexity on a split")
+    p = sub.add_parser("eval", help="loss, bits per character/byte and perplexity on a split", parents=[common])
     p.add_argument("ckpt", help="a checkpoint written by train (or its folder)")
     p.add_argument("--split", choices=("val", "test"), default="val")
     p.add_argument("--data", help=f"the data to score (default: the run's, from {RUN})")
@@ -372,23 +617,50 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _check_args(args) -> None:
+    """The numbers of the command line, checked before anything runs."""
+    for name, minimum, maximum in (("max_iters", 1, None), ("max_new_tokens", 0, None), ("num_samples", 1, None),
+                                   ("stride", 1, None), ("top_k", 1, None), ("seed", 0, SEED_MAX)):
+        if getattr(args, name, None) is not None:
+            check_int(f"--{name.replace('_', '-')}", getattr(args, name), minimum=minimum, maximum=maximum)
+    if getattr(args, "temperature", None) is not None:
+        check_number("--temperature", args.temperature, low=0, hint=" (0: greedy)")
+    if getattr(args, "top_p", None) is not None:
+        check_number("--top-p", args.top_p, low=0, high=1, low_open=True)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line with ``argv`` (default: ``sys.argv[1:]``); return the exit status."""
+    """Run the command line with ``argv`` (default: ``sys.argv[1:]``); return the exit status.
+
+    0: done; 2: a failure the user can fix, in one line on stderr; 1: a bug, in one line (with the
+    traceback under ``--debug`` or ``LM_STEPS_DEBUG=1``); 130: interrupted (Ctrl-C).
+    """
     args = _parser().parse_args(argv)
-    for name in ("max_iters", "max_new_tokens", "num_samples"):
-        if getattr(args, name, None) is not None and getattr(args, name) < (0 if name == "max_new_tokens" else 1):
-            return _fail(f"--{name.replace('_', '-')} must be at least {0 if name == 'max_new_tokens' else 1}")
+    debug = getattr(args, "debug", False) or os.environ.get(DEBUG_ENV, "").strip().lower() not in ("", "0", "false")
     try:
+        _check_args(args)
         return args.run(args)
-    except (CLIError, CheckpointError, DataError, FileNotFoundError) as err:
-        return _fail(str(err))
     except KeyboardInterrupt:
         print(file=sys.stderr)
         return 130
+    except ANTICIPATED as err:
+        if debug:
+            traceback.print_exc()
+        return _fail(_os_message(err) if isinstance(err, OSError) else str(err))
+    except (SystemExit, GeneratorExit):
+        raise
+    except BaseException as err:  # noqa: B036  (tiktoken's Rust panics are BaseExceptions too)
+        if debug:
+            traceback.print_exc()
+        detail = " ".join(str(err).split())[:300]
+        print(f"lm-steps: internal error (a bug in lm-steps, please report it): {type(err).__name__}"
+              f"{': ' + detail if detail else ''}; run again with --debug or {DEBUG_ENV}=1 to see the traceback",
+              file=sys.stderr)
+        return 1
 
 
 def _fail(message: str) -> int:
-    print(f"lm-steps: error: {' '.join(message.split())}", file=sys.stderr)
+    print(f"lm-steps: error: {_for_the_command_line(message)}", file=sys.stderr)
     return 2
 
 

@@ -5,7 +5,8 @@ Where a file comes from, in order:
 1. the cache folder (``LM_STEPS_CACHE``, else ``data/`` in the repository, else
    ``~/.cache/lm_steps``), checked against its SHA-256;
 2. the folder named by ``LM_STEPS_DATA`` (pre-downloaded copies, same layout), copied into
-   the cache after its checksum is checked;
+   the cache after its checksum is checked (set to a file or a missing path, it is an error, not
+   passed over);
 3. the public URL, downloaded with a progress bar to a temporary file that is checked and
    only then renamed into place, so an interrupted download never leaves a file behind (a
    killed one's temporary file is removed by the next fetch of that file).
@@ -94,7 +95,11 @@ class DataUnavailableError(DataError):
 
 def default_cache_dir() -> Path:
     """``LM_STEPS_CACHE`` if set, else ``data/`` beside the package (a checkout), else ``~/.cache/lm_steps``."""
-    if os.environ.get("LM_STEPS_CACHE"):
+    return _default_cache(env=True)
+
+
+def _default_cache(*, env: bool) -> Path:
+    if env and os.environ.get("LM_STEPS_CACHE"):
         return Path(os.environ["LM_STEPS_CACHE"]).expanduser()
     repo_data = Path(__file__).resolve().parent.parent / "data"
     if repo_data.is_dir():
@@ -151,6 +156,11 @@ def _fetch_file(spec: DataFile, cache: Path, source: Path | None, progress: bool
     if dest.exists():
         _check(dest, spec, "cached file")
         return dest
+    if source is not None and not source.is_dir():  # needed now: a wrong LM_STEPS_DATA is not passed over
+        raise DataUnavailableError(
+            f"LM_STEPS_DATA={source} is {'a file' if source.exists() else 'missing'}, not a folder of pre-downloaded "
+            f"copies (it would hold {spec.path}); point it at such a folder (`make data DATA_DIR=folder` builds "
+            f"one) or unset it to download from {spec.url}")
     dest.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(dest.parent, ".partial-*")  # left by killed downloads of earlier versions
     if source is not None and (source / spec.path).exists():
@@ -179,10 +189,20 @@ def fetch(name: str, *, cache_dir: str | os.PathLike | None = None,
         source_dir = os.environ["LM_STEPS_DATA"]
     source = Path(source_dir).expanduser() if source_dir is not None else None
     __tracebackhide__ = True  # noqa: F841  (IPython and pytest show the message, not the frames below)
+    if cache.exists() and not cache.is_dir():
+        raise DataError(f"the data cache {cache} is a file, not a folder; set LM_STEPS_CACHE to a folder "
+                        f"(or unset it to use {_default_cache(env=False)})")
     try:
         return {key: _fetch_file(spec, cache, source, progress) for key, spec in DATASETS[name].items()}
     except DataError as err:  # its message names the file and the fix; the urllib chain below it would bury that
         raise err.with_traceback(None) from None
+    except OSError as err:  # the cache cannot be made or written (read-only, not ours, a full disk)
+        what = err.strerror or str(err)
+        where = Path(err.filename) if err.filename else cache
+        inside = cache.resolve() in (where.resolve(), *where.resolve().parents)
+        fix = ("set LM_STEPS_CACHE to a writable folder with room for it" if inside else
+               f"check that {where} can be read")
+        raise DataError(f"cannot fetch {name}: {what}: {where}; {fix}") from None
 
 
 # ----------------------------------------------------------------------------- names

@@ -22,16 +22,36 @@ __all__ = ["CONV1D_WEIGHTS", "config_from_hf", "gpt_from_hf_state_dict", "gpt_fr
 
 #: Parameters stored as Conv1D (in, out) in Hugging Face's GPT-2; nn.Linear wants (out, in).
 CONV1D_WEIGHTS = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
+#: GPT-2 options whose non-default value this GPT cannot represent: (option, refused value, why).
+_UNSUPPORTED = (
+    ("scale_attn_by_inverse_layer_idx", True, "attention scores are not divided by the layer index here"),
+    ("scale_attn_weights", False, "attention scores are always divided by sqrt(head size) here"),
+    ("tie_word_embeddings", False, "the output layer is always the token embedding here (one matrix would be lost)"),
+    ("add_cross_attention", True, "this GPT has no cross-attention layers"),
+)
 _ACTIVATIONS = {"gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh", "gelu": "gelu", "relu": "relu"}
 
 
 def config_from_hf(hf_config) -> GPTConfig:
-    """The :class:`GPTConfig` of a ``transformers.GPT2Config`` (biases on, learned positions, tied)."""
+    """The :class:`GPTConfig` of a ``transformers.GPT2Config`` (biases on, learned positions, tied).
+
+    Raises ValueError naming any option this GPT cannot represent (``scale_attn_by_inverse_layer_idx=True``,
+    ``scale_attn_weights=False``, ``tie_word_embeddings=False``, ``add_cross_attention=True``, an
+    ``n_inner`` other than ``4 * n_embd``, another activation or LayerNorm epsilon) rather than
+    converting it into a model that computes something else."""
     act = getattr(hf_config, "activation_function", "gelu_new")
     if act not in _ACTIVATIONS:
         raise ValueError(f"GPT-2 activation {act!r} has no counterpart here; supported: {', '.join(_ACTIVATIONS)}")
     if abs(getattr(hf_config, "layer_norm_epsilon", 1e-5) - 1e-5) > 1e-12:
         raise ValueError("only layer_norm_epsilon=1e-5 (nn.LayerNorm's default, GPT-2's value) is supported")
+    for option, value, why in _UNSUPPORTED:
+        if getattr(hf_config, option, not value if isinstance(value, bool) else None) == value:
+            raise ValueError(f"GPT-2 config {option}={value!r} is not supported: {why}; lm_steps.gpt2 converts only "
+                             f"GPT-2's own layout (leave {option} at its default)")
+    n_inner = getattr(hf_config, "n_inner", None)
+    if n_inner is not None and n_inner != 4 * hf_config.n_embd:
+        raise ValueError(f"GPT-2 config n_inner={n_inner} is not supported: the MLP here is 4 * n_embd = "
+                         f"{4 * hf_config.n_embd} wide; leave n_inner at None")
     return GPTConfig(vocab_size=hf_config.vocab_size, block_size=hf_config.n_positions, n_layer=hf_config.n_layer,
                      n_head=hf_config.n_head, n_embd=hf_config.n_embd, dropout=0.0, bias=True, tie_weights=True,
                      pos_encoding="learned", ffn=_ACTIVATIONS[act])
@@ -50,6 +70,11 @@ def gpt_from_hf_state_dict(state_dict: dict[str, torch.Tensor], config: GPTConfi
     extra = sorted(set(theirs) - set(ours))
     if missing or extra:
         raise KeyError(f"GPT-2 state dict does not match GPT({config}): missing {missing[:5]}, unexpected {extra[:5]}")
+    if config.tie_weights and "lm_head.weight" in theirs and "transformer.wte.weight" in theirs and not torch.equal(
+            theirs["lm_head.weight"], theirs["transformer.wte.weight"]):
+        raise ValueError("the GPT-2 state dict has an output layer (lm_head.weight) that differs from its token "
+                         "embedding (transformer.wte.weight): untied embeddings cannot be represented here, one "
+                         "matrix would be lost")
     with torch.no_grad():
         for name, tensor in theirs.items():
             value = tensor.t() if name.endswith(CONV1D_WEIGHTS) else tensor  # Conv1D (in, out) -> Linear (out, in)

@@ -11,14 +11,18 @@ import json
 import os
 from pathlib import Path
 
-from .utils import atomic_write, get_profile
+from .checks import check_choice
+from .utils import PROFILES, atomic_write, get_profile
 
 __all__ = ["results_path", "record", "load_results"]
 
 
 def results_path(profile: str | None = None) -> Path:
-    """Where the results log of ``profile`` (default: the current one) lives."""
-    profile = profile or get_profile()
+    """Where the results log of ``profile`` (default: the current one) lives.
+
+    Raises ValueError for a profile that is not one of :data:`~lm_steps.utils.PROFILES` (a typo would
+    start a new log; a path would leave the results folder)."""
+    profile = get_profile() if profile is None else check_choice("profile", profile, PROFILES)
     if os.environ.get("LM_STEPS_RESULTS"):
         folder = Path(os.environ["LM_STEPS_RESULTS"]).expanduser()
     else:

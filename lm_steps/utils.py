@@ -55,7 +55,9 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
     deleted, so readers see the old file or the new one, never half of one. Raise inside the
     block (e.g. after checking ``f.name``'s checksum) to keep the old file. The new file gets the
     permissions the umask gives any new file. Before writing, temporary files that an earlier,
-    killed write to the same ``path`` left behind are removed.
+    killed write to the same ``path`` left behind are removed. It is the package's one way to write
+    a file (checkpoints, ``run.json``, the results log, tokenizers, downloads); a test checks that
+    no other exists.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -71,7 +73,8 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     finally:
-        tmp.unlink(missing_ok=True)  # failed or interrupted: nothing half-written stays
+        with contextlib.suppress(OSError):  # a clean-up that fails (a read-only folder) must not hide the error
+            tmp.unlink(missing_ok=True)  # failed or interrupted: nothing half-written stays
 
 
 def _lock(f) -> bool:
