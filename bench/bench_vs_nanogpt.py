@@ -42,7 +42,7 @@ from bench_gpt_char import BABY  # this folder: the script's own, first on sys.p
 from lm_steps.data import shakespeare_splits
 from lm_steps.gpt import GPT
 from lm_steps.tokenizers import CharTokenizer
-from lm_steps.train import train
+from lm_steps.runs import train
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent

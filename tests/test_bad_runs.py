@@ -25,7 +25,8 @@ from lm_steps.data import DataFile
 from lm_steps.fixed_context import LastPosition
 from lm_steps.gpt import GPT, GPTConfig
 from lm_steps.mlp import MLP, MLPConfig
-from lm_steps.train import adamw, fit, train
+from lm_steps.runs import train
+from lm_steps.training import adamw, fit
 from lm_steps.utils import atomic_write
 from lm_steps.wavenet import CausalConvWaveNet, WaveNet, WaveNetConfig
 

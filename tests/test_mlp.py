@@ -12,7 +12,7 @@ from lm_steps.diagnostics import layer_stats
 from lm_steps.config import Recipe, TrainConfig, lr_at
 from lm_steps.fixed_context import LastPosition, context_windows
 from lm_steps.mlp import MLP, MLP_CONFIGS, MLP_RECIPES, MLPConfig
-from lm_steps.train import train_recipe
+from lm_steps.training import fit
 from lm_steps.sample import sample_words
 
 
@@ -88,7 +88,7 @@ def test_one_batch_overfits():
     Y = torch.randint(0, 27, (32,), generator=_gen(2))
     model = MLP(MLPConfig(n_embd=8, n_hidden=64), generator=_gen())
     recipe = Recipe(steps=300, batch_size=32, optimizer="adamw", lr=1e-2, final_lr=1e-3, schedule="cosine")
-    hist = train_recipe(model, X, Y, recipe, generator=_gen(3))
+    hist = fit(LastPosition(model), X, Y, recipe, generator=_gen(3))
     assert hist["loss"][0] > 3.0 and LastPosition(model)(X, Y)[1].item() < 0.1
 
 
@@ -96,7 +96,7 @@ def test_batchnorm_model_eval_scores_one_token_prompts(names_tok):
     model = MLP(MLP_CONFIGS["lecture_bn"], generator=_gen())
     X = torch.randint(0, 27, (64, 3), generator=_gen(1))
     Y = torch.randint(0, 27, (64,), generator=_gen(2))
-    train_recipe(model, X, Y, Recipe(steps=5, batch_size=16, lr=0.1, final_lr=0.1), generator=_gen(3))
+    fit(LastPosition(model), X, Y, Recipe(steps=5, batch_size=16, lr=0.1, final_lr=0.1), generator=_gen(3))
     words = sample_words(model, names_tok, 5, generator=_gen(4), max_len=10)  # eval mode, prompts of 1..3 tokens
     assert len(words) == 5 and model.training
     model.eval()

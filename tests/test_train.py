@@ -9,8 +9,10 @@ from lm_steps.checkpoint import CheckpointError, gpt_from_checkpoint, load_check
 from lm_steps.gpt import GPT, GPTConfig
 from lm_steps.tokenizers import CharTokenizer
 from lm_steps.bigram import NeuralBigram
-from lm_steps.evaluate import evaluate
-from lm_steps.train import TrainConfig, adamw, fit, lr_at, train
+from lm_steps.evaluation import evaluate
+from lm_steps.config import TrainConfig, lr_at
+from lm_steps.runs import train
+from lm_steps.training import adamw, fit
 
 V = 20
 MODEL = GPTConfig(vocab_size=V, block_size=8, n_layer=1, n_head=2, n_embd=16, dropout=0.1)
