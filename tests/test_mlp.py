@@ -118,3 +118,28 @@ def test_recipes():
     assert cos.lr_at(10) == pytest.approx(1e-2)
     assert cos.lr_at(99) == pytest.approx(1e-4, rel=0.05)
     assert all(cos.lr_at(s) >= cos.lr_at(s + 1) for s in range(10, 99))
+
+
+def test_every_fixed_context_model_keeps_its_config_at_config_and_its_checkpoint_stores_it(tmp_path):
+    from dataclasses import asdict
+
+    from lm_steps.bigram import CountingBigram, NeuralBigram
+    from lm_steps.checkpoint import CheckpointError, load_checkpoint, restore_model, save_checkpoint
+    from lm_steps.wavenet import GatedWaveNet, GatedWaveNetConfig, WaveNet, WaveNetConfig
+
+    model = MLP(MLPConfig(n_embd=4, n_hidden=8), generator=_gen(0))
+    path = save_checkpoint(tmp_path / "mlp.pt", model=model)
+    ckpt = load_checkpoint(path)
+    assert ckpt["model_config"] == asdict(model.config) == asdict(MLPConfig(n_embd=4, n_hidden=8))
+    again = MLP(MLPConfig(n_embd=4, n_hidden=8), generator=_gen(1))
+    restore_model(ckpt, again)
+    for name, t in model.state_dict().items():
+        assert_close(again.state_dict()[name], t, atol=0, rtol=0)
+    with pytest.raises(CheckpointError, match="n_hidden: checkpoint 8 vs model 16"):
+        restore_model(ckpt, MLP(MLPConfig(n_embd=4, n_hidden=16)))
+    with pytest.warns(DeprecationWarning, match=r"MLP.cfg is deprecated .*use .config"):
+        assert model.cfg is model.config
+    for other in (WaveNet(WaveNetConfig(n_embd=4, n_hidden=8)), GatedWaveNet(GatedWaveNetConfig(n_embd=4)),
+                  NeuralBigram(5), CountingBigram(torch.ones(5, 5)), LastPosition(model)):
+        stored = load_checkpoint(save_checkpoint(tmp_path / "m.pt", model=other))["model_config"]
+        assert stored == asdict(other.config) and stored["vocab_size"] == other.vocab_size
