@@ -137,7 +137,7 @@ def step_time_ratio(dest: Path, rounds: int, per_round: int, threads: int) -> tu
     lmodel = GPT(model_cfg, generator=torch.Generator().manual_seed(train_cfg.seed))
     round_cfg = replace(train_cfg, max_iters=per_round, eval_iters=0)
 
-    def lm_steps_round():  # train() itself: batches, forward, backward, clipping, fused AdamW, loss.item()
+    def lm_steps_round():  # train() itself: batches, forward, backward, clipping, fused AdamW, losses per evaluation
         train(lmodel, streams, round_cfg, device="cpu")
 
     if threads:

@@ -101,7 +101,7 @@ class StepLog:
 
     def step(self, step: int, lr: float, loss: torch.Tensor) -> torch.Tensor:
         """Log step ``step``'s learning rate and (0-d) loss; return the gradient norm, all on the device."""
-        norms = _grad_norms(self.params, loss.device)  # (n_params,)
+        norms = _grad_norms(self.params)  # (n_params,)
         norm = torch.linalg.vector_norm(norms)
         bad = ~(torch.isfinite(loss) & torch.isfinite(norm))
         record = torch.cat([loss.detach().reshape(1), norm.reshape(1), (~torch.isfinite(norms)).to(norm.dtype)])
@@ -157,12 +157,12 @@ class StepLog:
             self.bar.close()
 
 
-def _grad_norms(params, device) -> torch.Tensor:
+def _grad_norms(params) -> torch.Tensor:
     """The L2 norm of each parameter's gradient (0 where it has none), stacked: (n_params,)."""
     grads = [p.grad for p in params if p.grad is not None]
-    norms = iter(torch._foreach_norm(grads)) if grads else iter(())  # one kernel for all, as clip_grad_norm_
-    zero = torch.zeros((), device=device)
-    return torch.stack([next(norms) if p.grad is not None else zero for p in params])
+    if len(grads) < len(params):  # a parameter the loss did not reach: a zero gradient
+        grads = [torch.zeros_like(p) if p.grad is None else p.grad for p in params]
+    return torch.stack(torch._foreach_norm(grads))  # one kernel for them all, as clip_grad_norm_ does
 
 
 def _non_finite(step: int, loss: float, lr, norm: float | None, bad: str = "?") -> FloatingPointError:
