@@ -11,9 +11,9 @@ import torch
 
 from lm_steps import data
 from lm_steps.bigram import CountingBigram, NeuralBigram, count_bigrams
-from lm_steps.evaluate import evaluate
+from lm_steps.evaluation import evaluate
 from lm_steps.tokenizers import CharTokenizer
-from lm_steps.train import fit
+from lm_steps.training import fit
 
 
 def main() -> None:

@@ -19,10 +19,11 @@ from dataclasses import replace
 import torch
 
 from lm_steps.data import shakespeare_splits
-from lm_steps.evaluate import evaluate_stream
+from lm_steps.evaluation import evaluate_stream
 from lm_steps.gpt import GPT, GPTConfig
 from lm_steps.tokenizers import CharTokenizer
-from lm_steps.train import TrainConfig, setup_distributed, train
+from lm_steps.config import TrainConfig
+from lm_steps.runs import setup_distributed, train
 
 # nanoGPT's config/train_shakespeare_char.py (bias=False, tied weights, beta2=0.99, wd=0.1, clip=1)
 GPU = (GPTConfig(vocab_size=65, block_size=256, n_layer=6, n_head=6, n_embd=384, dropout=0.2),

@@ -71,7 +71,8 @@ def worker(name: str, target: float, smoke: bool) -> None:
     from lm_steps.data import get_batch, shakespeare_splits
     from lm_steps.gpt import GPT
     from lm_steps.tokenizers import CharTokenizer
-    from lm_steps.train import estimate_loss, train
+    from lm_steps.runs import train
+    from lm_steps.training import estimate_loss
 
     t_start = time.perf_counter()
     model_cfg, train_cfg, eval_every = RECIPES[name]

@@ -19,10 +19,10 @@ import torch
 from lm_steps import auto_device, make_generator
 from lm_steps.bigram import CountingBigram, count_bigrams
 from lm_steps.data import make_examples, names_splits
-from lm_steps.evaluate import evaluate
+from lm_steps.evaluation import evaluate
 from lm_steps.fixed_context import LastPosition
 from lm_steps.mlp import MLP, MLP_CONFIGS, MLP_RECIPES
-from lm_steps.train import train_recipe
+from lm_steps.training import fit
 from lm_steps.tokenizers import CharTokenizer
 from lm_steps.wavenet import WAVENET_CONFIGS, WAVENET_RECIPES, WaveNet
 
@@ -66,7 +66,7 @@ def main() -> None:
         model = cls(cfg, generator=make_generator(args.seed), device=device)
         n_params = sum(p.numel() for p in model.parameters())
         t0 = time.perf_counter()
-        hist = train_recipe(model, Xtr, Ytr, recipe, generator=make_generator(args.seed + 1), device=device)
+        hist = fit(LastPosition(model), Xtr, Ytr, recipe, generator=make_generator(args.seed + 1), device=device)
         seconds = time.perf_counter() - t0
         tr = evaluate(LastPosition(model), Xtr, Ytr)["loss"]  # score the last position only
         dev = evaluate(LastPosition(model), Xdev, Ydev)["loss"]

@@ -24,7 +24,7 @@ import torch
 from bench_gpt_char import BABY as BABY_CONFIGS  # this folder: the script's own, first on sys.path
 from lm_steps.data import get_batch
 from lm_steps.gpt import GPT, GPTConfig
-from lm_steps.train import adamw
+from lm_steps.training import adamw
 
 BABY, TRAIN = BABY_CONFIGS
 BATCH = TRAIN.batch_size

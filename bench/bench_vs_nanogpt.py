@@ -42,7 +42,7 @@ from bench_gpt_char import BABY  # this folder: the script's own, first on sys.p
 from lm_steps.data import shakespeare_splits
 from lm_steps.gpt import GPT
 from lm_steps.tokenizers import CharTokenizer
-from lm_steps.train import train
+from lm_steps.runs import train
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -137,7 +137,7 @@ def step_time_ratio(dest: Path, rounds: int, per_round: int, threads: int) -> tu
     lmodel = GPT(model_cfg, generator=torch.Generator().manual_seed(train_cfg.seed))
     round_cfg = replace(train_cfg, max_iters=per_round, eval_iters=0)
 
-    def lm_steps_round():  # train() itself: batches, forward, backward, clipping, fused AdamW, loss.item()
+    def lm_steps_round():  # train() itself: batches, forward, backward, clipping, fused AdamW, losses per evaluation
         train(lmodel, streams, round_cfg, device="cpu")
 
     if threads:

@@ -28,10 +28,11 @@ import torch
 
 from bench_gpt_char import FAST  # this folder: the script's own, first on sys.path
 from lm_steps.data import shakespeare_splits
-from lm_steps.evaluate import evaluate_stream
+from lm_steps.evaluation import evaluate_stream
 from lm_steps.gpt import GPT, GPTConfig
 from lm_steps.tokenizers import CharTokenizer
-from lm_steps.train import TrainConfig, train
+from lm_steps.config import TrainConfig
+from lm_steps.runs import train
 
 LOG = Path(__file__).resolve().parent / "results" / "fast_recipe_search.csv"
 MODEL_FIELDS = {f.name: f.type for f in fields(GPTConfig)}

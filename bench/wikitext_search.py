@@ -32,10 +32,11 @@ import torch
 from lm_steps import wikitext as W
 from lm_steps.checkpoint import gpt_from_checkpoint
 from lm_steps.data import fetch
-from lm_steps.evaluate import evaluate_stream
+from lm_steps.evaluation import evaluate_stream
 from lm_steps.gpt import GPT, GPTConfig
 from lm_steps.tokenizers import WIKITEXT_SPECIALS, train_bpe
-from lm_steps.train import TrainConfig, train
+from lm_steps.config import TrainConfig
+from lm_steps.runs import train
 
 HERE = Path(__file__).resolve().parent
 GRID = HERE / "wikitext_grid.json"

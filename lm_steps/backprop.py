@@ -4,7 +4,7 @@ Each function is the backward pass of one piece of :class:`lm_steps.mlp.MLP`, in
 form: given what the forward pass computed and the gradient of the loss with respect to the
 piece's output (``dout``), return the gradients with respect to its inputs and parameters.
 :func:`mlp_gradients` chains them through a whole model, and :func:`train_by_hand` trains with
-them alone, drawing its minibatches exactly as :func:`lm_steps.train.fit` does, so the two can
+them alone, drawing its minibatches exactly as :func:`lm_steps.training.fit` does, so the two can
 be compared step for step. The tests check every gradient against autograd in float64.
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from .layers import BatchNorm1d, Linear, Tanh
 from .losses import check_tokens
 from .mlp import MLP
-from .train import check_lr
+from .training import check_lr
 
 __all__ = ["cross_entropy_backward", "linear_backward", "tanh_backward", "batchnorm_backward",
            "embedding_backward", "mlp_gradients", "train_by_hand"]
@@ -85,7 +85,7 @@ def mlp_gradients(model: MLP, context: torch.Tensor, targets: torch.Tensor) -> t
         raise TypeError(f"mlp_gradients needs an lm_steps.mlp.MLP, got {type(model).__name__}")
     if not model.training:
         raise ValueError("mlp_gradients computes training-mode gradients; call model.train() first")
-    check_tokens(context, model.cfg.vocab_size)
+    check_tokens(context, model.config.vocab_size)
     if context.size(1) != model.block_size or targets.shape != context.shape[:1]:
         raise ValueError(f"need context (N, {model.block_size}) and targets (N,), got {tuple(context.shape)} "
                          f"and {tuple(targets.shape)}")
@@ -124,7 +124,7 @@ def train_by_hand(model: MLP, X: torch.Tensor, Y: torch.Tensor, *, steps: int, l
                   batch_size: int, generator: torch.Generator | None = None) -> dict:
     """Plain SGD on examples ``X`` (N, block_size), ``Y`` (N,) with the hand-written gradients only.
 
-    Minibatches are drawn as :func:`lm_steps.train.fit` draws them (``torch.randint`` from
+    Minibatches are drawn as :func:`lm_steps.training.fit` draws them (``torch.randint`` from
     ``generator``), so with the same generator and ``optimizer="sgd"`` both see the same batches.
     Returns ``{"step", "loss", "lr"}`` lists.
     """

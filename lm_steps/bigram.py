@@ -2,10 +2,13 @@
 
 Both speak the curriculum's model interface ``forward(idx, targets=None) -> (logits, loss)``
 with logits of shape (B, T, V), so :func:`lm_steps.sample.generate` and
-:func:`lm_steps.evaluate.evaluate` serve them unchanged.
+:func:`lm_steps.evaluation.evaluate` serve them unchanged. Their ``config`` is a
+:class:`BigramConfig`, so :func:`~lm_steps.checkpoint.save_checkpoint` stores it as it does every
+model's.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Sequence
 
 import torch
@@ -15,7 +18,14 @@ import torch.nn.functional as F
 from .data import boundary_id
 from .losses import check_tokens, lm_loss
 
-__all__ = ["count_bigrams", "CountingBigram", "NeuralBigram"]
+__all__ = ["count_bigrams", "BigramConfig", "CountingBigram", "NeuralBigram"]
+
+
+@dataclass(frozen=True)
+class BigramConfig:
+    """The bigram's one size: ``vocab_size`` symbols (it reads one: ``block_size`` is 1)."""
+
+    vocab_size: int
 
 
 def count_bigrams(words: Sequence[str], tokenizer, *, boundary: str = ".") -> torch.Tensor:
@@ -47,6 +57,7 @@ class CountingBigram(nn.Module):
         if not bool(torch.isfinite(counts).all()) or bool((counts < 0).any()):
             raise ValueError(f"counts must be finite and >= 0 (how often each pair was seen), got values from "
                              f"{counts.min().item()} to {counts.max().item()}")
+        self.config = BigramConfig(counts.size(0))
         P = counts.double() + smoothing
         P = P / P.sum(dim=1, keepdim=True)
         self.register_buffer("probs", P.float())
@@ -73,6 +84,7 @@ class NeuralBigram(nn.Module):
         super().__init__()
         if vocab_size < 1:
             raise ValueError(f"vocab_size must be positive, got {vocab_size}")
+        self.config = BigramConfig(vocab_size)
         self.W = nn.Parameter(torch.randn(vocab_size, vocab_size, generator=generator))
 
     @property

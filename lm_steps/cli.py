@@ -14,8 +14,8 @@ holds a lock on ``DIR`` (the kernel drops it when the process ends, however it e
 ``train`` on the same folder is refused, and it changes nothing in ``DIR`` until every check has
 passed. ``sample`` and ``chat`` print each token as it comes (Ctrl-C keeps what was printed).
 
-Everything here is a thin layer over :func:`~lm_steps.train.train`, :func:`~lm_steps.sample.generate`,
-:func:`~lm_steps.evaluate.evaluate_stream` and the checkpoint functions; this module is the one
+Everything here is a thin layer over :func:`~lm_steps.runs.train`, :func:`~lm_steps.sample.generate`,
+:func:`~lm_steps.evaluation.evaluate_stream` and the checkpoint functions; this module is the one
 that prints. A failure the user can fix (bad input, a file that cannot be read or written, a full
 disk, missing data) ends with a one-line error and exit status 2; anything else is a bug, reported
 in one line with exit status 1 (``--debug`` or ``LM_STEPS_DEBUG=1`` prints its traceback).
@@ -39,12 +39,13 @@ import torch
 
 from .checkpoint import CheckpointError, gpt_from_checkpoint, load_checkpoint
 from .checks import check_int, check_number
+from .config import TrainConfig
 from .data import DataError, names_splits, shakespeare_splits, wikitext_splits
-from .evaluate import evaluate_stream
+from .evaluation import evaluate_stream
 from .gpt import GPT, GPTConfig
 from .sample import generate
 from .tokenizers import WIKITEXT_SPECIALS, CharTokenizer, encoding_from_dict, encoding_to_dict, train_bpe
-from .train import TrainConfig, check_resumable, train
+from .runs import check_resumable, train
 from .utils import atomic_write, auto_device, get_profile, make_generator
 from .wikitext import count_words, split_articles, token_stream
 

@@ -1,8 +1,9 @@
 """How to train: :class:`TrainConfig` for token streams, :class:`Recipe` for example sets, one schedule.
 
-Both configs share one learning-rate schedule, :func:`lr_at` (linear warmup, then cosine decay,
-inverse square root or constant). The training loops themselves live in :mod:`lm_steps.train`;
-this module is plain data, so stage modules can name their recipes without importing a trainer.
+Both configs hand out the same schedule object, a :class:`Schedule` (linear warmup, then cosine
+decay, inverse square root, constant, or one step down), as ``cfg.lr_schedule``; :func:`lr_at`
+reads it. The training loop itself lives in :mod:`lm_steps.training`; this module is plain data,
+so stage modules can name their recipes without importing a trainer.
 """
 from __future__ import annotations
 
@@ -13,15 +14,55 @@ from functools import cached_property
 
 from .checks import check_fields
 
-__all__ = ["SCHEDULES", "OPTIMIZERS", "TrainConfig", "lr_at", "Recipe", "check_ints"]
+__all__ = ["SCHEDULES", "OPTIMIZERS", "Schedule", "TrainConfig", "lr_at", "Recipe", "check_ints"]
 
-SCHEDULES = ("cosine", "inverse_sqrt", "constant")
-OPTIMIZERS = ("sgd", "adam", "adamw")  # what lm_steps.train.fit builds
+SCHEDULES = ("cosine", "inverse_sqrt", "constant")  # TrainConfig's; a Recipe's are "step" and "cosine"
+OPTIMIZERS = ("sgd", "adam", "adamw")  # what lm_steps.training.fit builds
 
 
 def check_ints(cfg, names, *, minimum: int, extra: str = "") -> None:
     """Raise ValueError naming the first field of ``cfg`` in ``names`` that is not an integer >= ``minimum``."""
     check_fields(cfg, names, minimum=minimum, hint=extra)
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """The learning rate of every step: ``schedule(step)``, a pure function (``step`` 0-based).
+
+    Warmup: ``lr * (step + 1) / (warmup + 1)`` for the first ``warmup`` steps. Then ``kind``:
+    ``cosine`` falls along a half cosine from ``lr`` to ``min_lr`` at step ``decay_iters`` and
+    stays there; ``inverse_sqrt`` is Vaswani et al.'s ``lr * sqrt(warmup / (step + 1))``;
+    ``constant`` stays at ``lr``; ``step`` keeps ``lr`` until ``decay_iters``, then ``min_lr``.
+    :class:`TrainConfig` and :class:`Recipe` both hand one out as ``cfg.lr_schedule``.
+    """
+
+    lr: float
+    min_lr: float = 0.0
+    warmup: int = 0
+    decay_iters: int = 0
+    kind: str = "cosine"
+
+    def __post_init__(self):
+        check_ints(self, ("warmup", "decay_iters"), minimum=0)
+        if self.kind not in SCHEDULES + ("step",):
+            raise ValueError(f"kind must be one of {SCHEDULES + ('step',)}, got {self.kind!r}")
+        if not 0 < self.lr < math.inf or not 0 <= self.min_lr <= self.lr:
+            raise ValueError(f"need 0 <= min_lr <= lr with lr a positive number, got min_lr={self.min_lr}, "
+                             f"lr={self.lr}")
+
+    def __call__(self, step: int) -> float:
+        if step < self.warmup:
+            return self.lr * (step + 1) / (self.warmup + 1)
+        if self.kind == "constant":
+            return self.lr
+        if self.kind == "inverse_sqrt":
+            return self.lr * math.sqrt(max(self.warmup, 1) / (step + 1))
+        if step >= self.decay_iters:
+            return self.min_lr
+        if self.kind == "step":
+            return self.lr
+        progress = (step - self.warmup) / max(self.decay_iters - self.warmup, 1)
+        return self.min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (self.lr - self.min_lr)
 
 
 @dataclass(frozen=True)
@@ -88,23 +129,21 @@ class TrainConfig:
             warnings.warn(f"lr_decay_iters={decay} < warmup_iters={self.warmup_iters}: the learning rate drops from "
                           f"lr to min_lr right after the warmup; raise lr_decay_iters", stacklevel=3)
 
+    @cached_property
+    def lr_schedule(self) -> Schedule:
+        """The learning-rate :class:`Schedule` these fields describe."""
+        decay = self.lr_decay_iters if self.lr_decay_iters is not None else self.max_iters
+        return Schedule(self.lr, self.min_lr, self.warmup_iters, decay, self.schedule)
 
-def lr_at(step: int, cfg: TrainConfig) -> float:
+
+def lr_at(step: int, cfg) -> float:
     """The learning rate of optimizer step ``step`` (0-based), a pure function of the config.
 
-    Warmup: ``lr * (step + 1) / (warmup_iters + 1)`` for the first ``warmup_iters`` steps.
+    ``cfg`` is a :class:`TrainConfig`, a :class:`Recipe` or a :class:`Schedule`; the formula is
+    :class:`Schedule`'s (warmup: ``lr * (step + 1) / (warmup_iters + 1)`` for the first
+    ``warmup_iters`` steps).
     """
-    if step < cfg.warmup_iters:
-        return cfg.lr * (step + 1) / (cfg.warmup_iters + 1)
-    if cfg.schedule == "constant":
-        return cfg.lr
-    if cfg.schedule == "inverse_sqrt":
-        return cfg.lr * math.sqrt(max(cfg.warmup_iters, 1) / (step + 1))
-    decay = cfg.lr_decay_iters if cfg.lr_decay_iters is not None else cfg.max_iters
-    if step >= decay:
-        return cfg.min_lr
-    progress = (step - cfg.warmup_iters) / max(decay - cfg.warmup_iters, 1)
-    return cfg.min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (cfg.lr - cfg.min_lr)
+    return (cfg if isinstance(cfg, Schedule) else cfg.lr_schedule)(step)
 
 
 @dataclass(frozen=True)
@@ -114,8 +153,8 @@ class Recipe:
     ``schedule="step"`` keeps ``lr`` until ``decay_at * steps`` then uses ``final_lr`` (the
     lectures' 0.1 -> 0.01); ``"cosine"`` is :func:`lr_at`'s: a linear warmup for ``warmup`` steps,
     then a half cosine from ``lr`` down to ``final_lr``. ``weight_decay`` is passed to
-    :func:`lm_steps.train.fit` (decoupled decay of the matrices with ``adamw``, L2 with ``sgd``).
-    Train with :func:`lm_steps.train.train_recipe`.
+    :func:`lm_steps.training.fit` (decoupled decay of the matrices with ``adamw``, L2 with ``sgd``).
+    Train with ``fit(LastPosition(model), X, Y, recipe)``.
     """
 
     steps: int
@@ -151,13 +190,20 @@ class Recipe:
                           f"lower warmup (or raise steps)", stacklevel=3)
 
     @cached_property
+    def lr_schedule(self) -> Schedule:
+        """The learning-rate :class:`Schedule` of the recipe (``step``: down at ``decay_at * steps``)."""
+        if self.schedule == "step":  # step < decay_at * steps  <=>  step < ceil(decay_at * steps), step an integer
+            return Schedule(self.lr, self.final_lr, 0, math.ceil(self.decay_at * self.steps), "step")
+        return Schedule(self.lr, self.final_lr, self.warmup, self.steps, "cosine")
+
+    @property
     def schedule_config(self) -> TrainConfig:
-        """The cosine schedule as the :class:`TrainConfig` whose :func:`lr_at` it follows."""
+        """Deprecated: the cosine schedule as a :class:`TrainConfig`; use :attr:`lr_schedule`."""
+        warnings.warn("Recipe.schedule_config is deprecated and goes in the next release; use recipe.lr_schedule",
+                      DeprecationWarning, stacklevel=2)
         return TrainConfig(max_iters=self.steps, lr=self.lr, min_lr=self.final_lr, warmup_iters=self.warmup,
                            schedule="cosine")
 
     def lr_at(self, step: int) -> float:
         """The learning rate of step ``step`` (0-based), a pure function of the recipe."""
-        if self.schedule == "step":
-            return self.lr if step < self.decay_at * self.steps else self.final_lr
-        return lr_at(step, self.schedule_config)
+        return self.lr_schedule(step)

@@ -9,6 +9,8 @@ examples needs.
 """
 from __future__ import annotations
 
+import warnings
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -29,8 +31,9 @@ def context_windows(idx: torch.Tensor, block_size: int) -> torch.Tensor:
 
 
 class FixedContextLM(nn.Module):
-    """Base of the models that read a fixed window: subclasses keep their config in ``self.cfg``
-    (with ``block_size`` and ``vocab_size``) and define ``predict(context)``.
+    """Base of the models that read a fixed window: subclasses keep their config in ``self.config``
+    (with ``block_size`` and ``vocab_size``; :func:`~lm_steps.checkpoint.save_checkpoint` stores it)
+    and define ``predict(context)``.
 
     ``predict`` maps contexts (N, block_size) to logits (N, V): the lecture's model. ``forward``
     applies it to the window ending at every position. In training mode a BatchNorm inside then
@@ -40,13 +43,20 @@ class FixedContextLM(nn.Module):
 
     @property
     def block_size(self) -> int:
-        """Tokens of context: the window every prediction reads (``cfg.block_size``)."""
-        return self.cfg.block_size
+        """Tokens of context: the window every prediction reads (``config.block_size``)."""
+        return self.config.block_size
 
     @property
     def vocab_size(self) -> int:
-        """Number of tokens (``cfg.vocab_size``)."""
-        return self.cfg.vocab_size
+        """Number of tokens (``config.vocab_size``)."""
+        return self.config.vocab_size
+
+    @property
+    def cfg(self):
+        """Deprecated: the model's config is ``self.config``, as every model's."""
+        warnings.warn(f"{type(self).__name__}.cfg is deprecated and goes in the next release; use .config",
+                      DeprecationWarning, stacklevel=2)
+        return self.config
 
     def predict(self, context: torch.Tensor) -> torch.Tensor:
         """Logits (N, V) of the next token after each context (N, block_size)."""
@@ -74,6 +84,11 @@ class LastPosition(nn.Module):
     def __init__(self, model: FixedContextLM):
         super().__init__()
         self.model = model
+
+    @property
+    def config(self):
+        """The wrapped model's config."""
+        return self.model.config
 
     @property
     def block_size(self) -> int:

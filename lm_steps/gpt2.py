@@ -103,7 +103,7 @@ def _main(argv=None) -> None:
     import argparse
 
     from . import data, wikitext
-    from .evaluate import evaluate_stream
+    from .evaluation import evaluate_stream
     from .tokenizers import pretrained_encoding
     from .utils import auto_device
 

@@ -20,7 +20,7 @@ from .gpt import GPT, GPTConfig
 from .results import results_path
 from .sizes import sizes
 from .tokenizers import CharTokenizer
-from .train import train
+from .runs import train
 from .utils import get_profile, make_generator
 
 __all__ = ["kept_path", "keep", "load_kept", "shakespeare_gpt"]

@@ -20,7 +20,8 @@ def _randn(*shape, generator, device):
 
 
 class Linear(nn.Module):
-    """``x @ weight + bias`` with ``weight`` of shape (fan_in, fan_out) drawn from N(0, 1/fan_in).
+    """``x @ weight + bias`` with ``weight`` of shape (fan_in, fan_out) drawn with mean 0 and standard
+    deviation 1/sqrt(fan_in) (variance 1/fan_in).
 
     Dividing by sqrt(fan_in) keeps the output's variance equal to the input's; multiply by a
     gain (5/3 before a tanh, PyTorch's calculate_gain("tanh")) with :meth:`scale_`. ``torch.nn.Linear`` stores

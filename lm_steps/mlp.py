@@ -6,7 +6,8 @@ BatchNorm) and a linear layer gives the logits of the next character.
 
 It stands on :class:`lm_steps.fixed_context.FixedContextLM`: ``predict`` maps contexts to logits,
 and the base gives the curriculum's ``forward(idx, targets)`` over every position. Its recipes
-are :class:`lm_steps.config.Recipe` values, trained with :func:`lm_steps.train.train_recipe`.
+are :class:`lm_steps.config.Recipe` values, trained with ``fit(LastPosition(model), X, Y, recipe)``
+(:func:`lm_steps.training.fit`).
 """
 from __future__ import annotations
 
@@ -65,7 +66,7 @@ class MLP(FixedContextLM):
         super().__init__()
         if not isinstance(cfg, MLPConfig):
             raise TypeError(f"cfg must be an MLPConfig, got {type(cfg).__name__}; build one with MLPConfig(**fields)")
-        self.cfg = cfg
+        self.config = cfg
         self.wte = Embedding(cfg.vocab_size, cfg.n_embd, generator=generator, device=device)
         layers, width = [], cfg.block_size * cfg.n_embd
         for _ in range(cfg.n_layers):
@@ -80,14 +81,17 @@ class MLP(FixedContextLM):
 
     @torch.no_grad()
     def init_weights(self, generator: torch.Generator | None = None) -> None:
-        """Draw every parameter afresh for ``cfg.init`` (all draws from ``generator``, in layer order).
+        """Draw every parameter afresh for ``config.init`` (all draws from ``generator``, in layer order).
 
-        - ``naive``: embedding, weights and biases all N(0, 1), makemore part 3's starting point
-          (loss at init far above ln V, every tanh saturated);
-        - ``scaled_output``: as naive, but the output weights are N(0, 1) * 0.01 and its bias 0,
-          so the logits start near 0 and the loss near ln V;
-        - ``kaiming``: as scaled_output, but hidden weights N(0, 1) * (5/3) / sqrt(fan_in) and
-          hidden biases N(0, 1) * 0.01, so the tanh inputs have about unit spread.
+        Every draw is a standard normal (mean 0, standard deviation 1) times a scale, so the scale
+        is the standard deviation:
+
+        - ``naive``: embedding, weights and biases all of standard deviation 1, makemore part 3's
+          starting point (loss at init far above ln V, every tanh saturated);
+        - ``scaled_output``: as naive, but the output weights of standard deviation 0.01 and its
+          bias 0, so the logits start near 0 and the loss near ln V;
+        - ``kaiming``: as scaled_output, but hidden weights of standard deviation (5/3) / sqrt(fan_in)
+          and hidden biases of standard deviation 0.01, so the tanh inputs have about unit spread.
 
         BatchNorm layers start at gamma = 1, beta = 0.
         """
@@ -98,9 +102,9 @@ class MLP(FixedContextLM):
         linears = [m for m in self.net if isinstance(m, Linear)]
         for i, lin in enumerate(linears):
             last = i == len(linears) - 1
-            if last and self.cfg.init != "naive":
+            if last and self.config.init != "naive":
                 w_scale, b_scale = 0.01, 0.0
-            elif not last and self.cfg.init == "kaiming":
+            elif not last and self.config.init == "kaiming":
                 w_scale, b_scale = TANH_GAIN / math.sqrt(lin.weight.size(0)), 0.01
             else:
                 w_scale, b_scale = 1.0, 1.0

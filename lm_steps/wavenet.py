@@ -68,13 +68,14 @@ class WaveNet(FixedContextLM):
     """Embedding -> [FlattenConsecutive(2) -> Linear -> BatchNorm1d -> Tanh] x log2(block_size) -> Linear.
 
     Parameters: ``wte`` and ``net`` (a :class:`~lm_steps.layers.Sequential`). Linear weights
-    are N(0, 1/fan_in); the output layer's are scaled by 0.1 so the loss starts near ln V.
+    have standard deviation 1/sqrt(fan_in) (variance 1/fan_in); the output layer's are scaled by
+    0.1 so the loss starts near ln V.
     """
 
     def __init__(self, cfg: WaveNetConfig, *, generator: torch.Generator | None = None,
                  device: str | torch.device = "cpu"):
         super().__init__()
-        self.cfg = cfg
+        self.config = cfg
         self.wte = Embedding(cfg.vocab_size, cfg.n_embd, generator=generator, device=device)
         layers, width = [], cfg.n_embd
         for _ in range(cfg.n_levels):
@@ -103,6 +104,11 @@ class CausalConvWaveNet(nn.Module):
     def __init__(self, model: WaveNet):
         super().__init__()
         self.model = model
+
+    @property
+    def config(self) -> WaveNetConfig:
+        """The wrapped model's config."""
+        return self.model.config
 
     @property
     def block_size(self) -> int:
@@ -174,7 +180,7 @@ class GatedWaveNet(FixedContextLM):
     def __init__(self, cfg: GatedWaveNetConfig, *, generator: torch.Generator | None = None,
                  device: str | torch.device = "cpu"):
         super().__init__()
-        self.cfg = cfg
+        self.config = cfg
         R, S = cfg.n_residual, cfg.n_skip
 
         def linear(fan_in, fan_out):
@@ -191,12 +197,12 @@ class GatedWaveNet(FixedContextLM):
     def predict(self, context: torch.Tensor) -> torch.Tensor:
         """Logits (N, V) after each context (N, block_size)."""
         x = self.inp(self.wte(context))  # (N, n, R): positions spaced d = 2^k apart, the last one L - 1
-        N, R = x.size(0), self.cfg.n_residual
+        N, R = x.size(0), self.config.n_residual
         skips = 0
-        for k in range(self.cfg.n_levels):
+        for k in range(self.config.n_levels):
             pairs = x.reshape(N, x.size(1) // 2, 2 * R)  # (N, n/2, 2R): each (t - d, t) with t every second position
             z = torch.tanh(self.filters[k](pairs)) * torch.sigmoid(self.gates[k](pairs))  # (N, n/2, R)
             skips = skips + self.skip[k](z[:, -1])  # (N, S): only the last position is predicted
-            if k < self.cfg.n_levels - 1:
+            if k < self.config.n_levels - 1:
                 x = pairs[..., R:] + self.residual[k](z)  # (N, n/2, R): the stream at t, corrected
         return self.out(torch.relu(skips))  # (N, V)

@@ -11,7 +11,7 @@ from lm_steps.backprop import (batchnorm_backward, cross_entropy_backward, embed
 from lm_steps.fixed_context import LastPosition
 from lm_steps.layers import BatchNorm1d
 from lm_steps.mlp import MLP, MLPConfig
-from lm_steps.train import fit
+from lm_steps.training import fit
 
 TOL = dict(atol=1e-10, rtol=0)
 f64 = torch.float64

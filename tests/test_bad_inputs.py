@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from lm_steps import tokenizers as T
-from lm_steps.evaluate import distinct_ngrams, evaluate, nll_metrics
+from lm_steps.evaluation import distinct_ngrams, evaluate, nll_metrics
 from lm_steps.gpt import GPT, GPTConfig
 from lm_steps.bigram import NeuralBigram
 from lm_steps.sample import beam_search, generate, left_pad, sample_next

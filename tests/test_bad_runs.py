@@ -25,7 +25,8 @@ from lm_steps.data import DataFile
 from lm_steps.fixed_context import LastPosition
 from lm_steps.gpt import GPT, GPTConfig
 from lm_steps.mlp import MLP, MLPConfig
-from lm_steps.train import adamw, fit, train
+from lm_steps.runs import train
+from lm_steps.training import adamw, fit
 from lm_steps.utils import atomic_write
 from lm_steps.wavenet import CausalConvWaveNet, WaveNet, WaveNetConfig
 
@@ -207,6 +208,33 @@ def test_nan_gradient_stops_train_before_the_update_and_the_checkpoint(tmp_path)
         torch.testing.assert_close(ckpt["model"][name], t, atol=0, rtol=0)
 
 
+def test_a_bad_step_between_two_checks_never_reaches_the_weights():
+    # checked once per evaluation (every 5 steps) only, yet no update from step 2 on reaches the weights:
+    # the model ends exactly where a run of two steps ends
+    m = tiny_gpt()
+    poison_gradient_at(m.transformer.h[0].attn.c_attn.weight, 2)
+    with pytest.raises(FloatingPointError, match=r"step 2: .*gradient .*'transformer.h.0.attn.c_attn.weight'"):
+        train(m, stream(), CFG)
+    two = tiny_gpt()
+    train(two, stream(), replace(CFG, max_iters=2))  # the same first two steps (warmup_iters=2)
+    for name, t in two.state_dict().items():
+        torch.testing.assert_close(m.state_dict()[name], t, atol=0, rtol=0, msg=name)
+
+
+def test_an_optimizer_without_found_inf_is_checked_at_every_step():
+    from lm_steps.training import StepLog
+
+    m = tiny_gpt()
+    opt = torch.optim.SGD(m.parameters(), lr=0.1, foreach=False)  # not fused: no found_inf to skip with
+    log = StepLog(m, opt)
+    x = torch.zeros(1, 8, dtype=torch.long)
+    _, loss = m(x, x)
+    loss.backward()
+    log.step(0, 0.1, loss)  # finite: nothing happens
+    with pytest.raises(FloatingPointError, match="step 1: the loss is nan"):
+        log.step(1, 0.1, loss * float("nan"))
+
+
 def test_nan_loss_stops_train_and_names_the_loss():
     m = tiny_gpt()
     calls = {"n": 0}
@@ -285,6 +313,21 @@ def test_resume_refuses_a_different_config_unless_told(tmp_path):
     assert hist["step"] == list(range(10)) and hist["lr"][4] == pytest.approx(lr_at(4, changed))
     with pytest.raises(ValueError, match="no TrainConfig field: learning_rate"):
         train(tiny_gpt(), stream(), changed, resume=path, accept_changes=("learning_rate",))
+
+
+def test_resume_keeps_the_checkpoints_tokenizer_and_refuses_another(tmp_path):
+    chars = {"type": "char", "chars": list("abcdefghijklmnopqrst")}  # 20 characters for the 20-token model
+    path = interrupted_run(tmp_path, 3, tokenizer=chars)
+    train(tiny_gpt(), stream(), replace(CFG, checkpoint_every=1), checkpoint_path=path, resume=path)  # no tokenizer=
+    assert load_checkpoint(path)["tokenizer"] == chars  # kept, not dropped
+    other = {"type": "char", "chars": list("tsrqponmlkjihgfedcba")}
+    before = path.read_bytes()
+    with pytest.raises(CheckpointError, match=r"different tokenizer .*Leave tokenizer out .*without resume"):
+        train(tiny_gpt(), stream(), replace(CFG, checkpoint_every=1), checkpoint_path=path, resume=path,
+              tokenizer=other)
+    assert path.read_bytes() == before  # refused before anything was written
+    train(tiny_gpt(), stream(), replace(CFG, checkpoint_every=1), checkpoint_path=path, resume=path,
+          tokenizer={"type": "char", "chars": tuple(chars["chars"])})  # the same one, as a tuple: fine
 
 
 def test_resume_from_a_plain_save_checkpoint_file_is_a_clear_error(tmp_path):

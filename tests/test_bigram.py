@@ -8,10 +8,10 @@ import torch
 
 from lm_steps import data
 from lm_steps.bigram import CountingBigram, NeuralBigram, count_bigrams
-from lm_steps.evaluate import evaluate
+from lm_steps.evaluation import evaluate
 from lm_steps.losses import lm_loss
 from lm_steps.sample import generate, sample_words
-from lm_steps.train import fit
+from lm_steps.training import fit
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import torch
 
 from lm_steps import cli, data
 from lm_steps.checkpoint import gpt_from_checkpoint, load_checkpoint
-from lm_steps.evaluate import evaluate_stream
+from lm_steps.evaluation import evaluate_stream
 from lm_steps.tokenizers import CharTokenizer
 
 ROOT = Path(__file__).resolve().parent.parent

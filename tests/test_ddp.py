@@ -8,7 +8,8 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from lm_steps.gpt import GPT, GPTConfig
-from lm_steps.train import TrainConfig, train
+from lm_steps.config import TrainConfig
+from lm_steps.runs import train
 
 MODEL = GPTConfig(vocab_size=16, block_size=8, n_layer=1, n_head=2, n_embd=16)
 CFG = TrainConfig(max_iters=4, batch_size=4, grad_accum=2, lr=1e-2, warmup_iters=1, eval_interval=2,

@@ -9,7 +9,9 @@ import torch
 from lm_steps.diagnostics import TrainingHealth, UpdateRatioTracker
 from lm_steps.losses import lm_loss
 from lm_steps.gpt import GPT, GPTConfig
-from lm_steps.train import TrainConfig, adamw, train
+from lm_steps.config import TrainConfig
+from lm_steps.runs import train
+from lm_steps.training import adamw
 
 CFG = GPTConfig(vocab_size=16, block_size=8, n_layer=2, n_head=2, n_embd=16)
 LAYERS = ["transformer.h.0", "transformer.h.1"]

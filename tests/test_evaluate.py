@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from lm_steps.checkpoint import save_checkpoint
-from lm_steps.evaluate import distinct_ngrams, evaluate, evaluate_checkpoints, evaluate_stream, nll_metrics, token_nlls
+from lm_steps.evaluation import distinct_ngrams, evaluate, evaluate_checkpoints, evaluate_stream, nll_metrics, token_nlls
 from lm_steps.gpt import GPT, GPTConfig
 
 V = 23

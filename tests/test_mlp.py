@@ -12,7 +12,7 @@ from lm_steps.diagnostics import layer_stats
 from lm_steps.config import Recipe, TrainConfig, lr_at
 from lm_steps.fixed_context import LastPosition, context_windows
 from lm_steps.mlp import MLP, MLP_CONFIGS, MLP_RECIPES, MLPConfig
-from lm_steps.train import train_recipe
+from lm_steps.training import fit
 from lm_steps.sample import sample_words
 
 
@@ -88,7 +88,7 @@ def test_one_batch_overfits():
     Y = torch.randint(0, 27, (32,), generator=_gen(2))
     model = MLP(MLPConfig(n_embd=8, n_hidden=64), generator=_gen())
     recipe = Recipe(steps=300, batch_size=32, optimizer="adamw", lr=1e-2, final_lr=1e-3, schedule="cosine")
-    hist = train_recipe(model, X, Y, recipe, generator=_gen(3))
+    hist = fit(LastPosition(model), X, Y, recipe, generator=_gen(3))
     assert hist["loss"][0] > 3.0 and LastPosition(model)(X, Y)[1].item() < 0.1
 
 
@@ -96,7 +96,7 @@ def test_batchnorm_model_eval_scores_one_token_prompts(names_tok):
     model = MLP(MLP_CONFIGS["lecture_bn"], generator=_gen())
     X = torch.randint(0, 27, (64, 3), generator=_gen(1))
     Y = torch.randint(0, 27, (64,), generator=_gen(2))
-    train_recipe(model, X, Y, Recipe(steps=5, batch_size=16, lr=0.1, final_lr=0.1), generator=_gen(3))
+    fit(LastPosition(model), X, Y, Recipe(steps=5, batch_size=16, lr=0.1, final_lr=0.1), generator=_gen(3))
     words = sample_words(model, names_tok, 5, generator=_gen(4), max_len=10)  # eval mode, prompts of 1..3 tokens
     assert len(words) == 5 and model.training
     model.eval()
@@ -118,3 +118,28 @@ def test_recipes():
     assert cos.lr_at(10) == pytest.approx(1e-2)
     assert cos.lr_at(99) == pytest.approx(1e-4, rel=0.05)
     assert all(cos.lr_at(s) >= cos.lr_at(s + 1) for s in range(10, 99))
+
+
+def test_every_fixed_context_model_keeps_its_config_at_config_and_its_checkpoint_stores_it(tmp_path):
+    from dataclasses import asdict
+
+    from lm_steps.bigram import CountingBigram, NeuralBigram
+    from lm_steps.checkpoint import CheckpointError, load_checkpoint, restore_model, save_checkpoint
+    from lm_steps.wavenet import GatedWaveNet, GatedWaveNetConfig, WaveNet, WaveNetConfig
+
+    model = MLP(MLPConfig(n_embd=4, n_hidden=8), generator=_gen(0))
+    path = save_checkpoint(tmp_path / "mlp.pt", model=model)
+    ckpt = load_checkpoint(path)
+    assert ckpt["model_config"] == asdict(model.config) == asdict(MLPConfig(n_embd=4, n_hidden=8))
+    again = MLP(MLPConfig(n_embd=4, n_hidden=8), generator=_gen(1))
+    restore_model(ckpt, again)
+    for name, t in model.state_dict().items():
+        assert_close(again.state_dict()[name], t, atol=0, rtol=0)
+    with pytest.raises(CheckpointError, match="n_hidden: checkpoint 8 vs model 16"):
+        restore_model(ckpt, MLP(MLPConfig(n_embd=4, n_hidden=16)))
+    with pytest.warns(DeprecationWarning, match=r"MLP.cfg is deprecated .*use .config"):
+        assert model.cfg is model.config
+    for other in (WaveNet(WaveNetConfig(n_embd=4, n_hidden=8)), GatedWaveNet(GatedWaveNetConfig(n_embd=4)),
+                  NeuralBigram(5), CountingBigram(torch.ones(5, 5)), LastPosition(model)):
+        stored = load_checkpoint(save_checkpoint(tmp_path / "m.pt", model=other))["model_config"]
+        assert stored == asdict(other.config) and stored["vocab_size"] == other.vocab_size

@@ -15,7 +15,7 @@ from lm_steps.diagnostics import (UpdateRatioTracker, cosine_similarity, dead_un
                                   param_stats, saturation, vowels_first)
 from lm_steps.fixed_context import LastPosition  # noqa: E402
 from lm_steps.mlp import MLP, MLPConfig  # noqa: E402
-from lm_steps.train import train_recipe  # noqa: E402
+from lm_steps.training import fit  # noqa: E402
 
 LABELS = list(".abcdefghijklmnopqrstuvwxyz")
 
@@ -28,7 +28,7 @@ def trained():
     X = torch.randint(0, 27, (128, 3), generator=g)
     Y = torch.randint(0, 27, (128,), generator=g)
     tracker = UpdateRatioTracker(model)
-    train_recipe(model, X, Y, Recipe(steps=30, batch_size=32, lr=0.1, final_lr=0.01), generator=g, callback=tracker)
+    fit(LastPosition(model), X, Y, Recipe(steps=30, batch_size=32, lr=0.1, final_lr=0.01), generator=g, callback=tracker)
     return model, X, Y, tracker
 
 

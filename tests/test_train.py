@@ -9,8 +9,10 @@ from lm_steps.checkpoint import CheckpointError, gpt_from_checkpoint, load_check
 from lm_steps.gpt import GPT, GPTConfig
 from lm_steps.tokenizers import CharTokenizer
 from lm_steps.bigram import NeuralBigram
-from lm_steps.evaluate import evaluate
-from lm_steps.train import TrainConfig, adamw, fit, lr_at, train
+from lm_steps.evaluation import evaluate
+from lm_steps.config import TrainConfig, lr_at
+from lm_steps.runs import train
+from lm_steps.training import adamw, fit
 
 V = 20
 MODEL = GPTConfig(vocab_size=V, block_size=8, n_layer=1, n_head=2, n_embd=16, dropout=0.1)
@@ -147,3 +149,115 @@ def test_label_smoothing_trains_on_the_smoothed_loss_and_evaluates_on_the_plain_
     assert hist["loss"][0] == pytest.approx(smooth.item(), rel=1e-5)
     plain_run = train(model(replace(MODEL, dropout=0.0)), data, cfg)
     assert hist["val_loss"][0] == pytest.approx(plain_run["val_loss"][0], rel=1e-6)  # step-0 evaluation: same model, plain NLL
+
+
+# ----------------------------------------------------------------------------- the loop and its host syncs
+class TableLM(torch.nn.Module):
+    """A bigram table speaking the model interface, without the models' token check (which reads a value)."""
+
+    block_size = 8
+
+    def __init__(self):
+        super().__init__()
+        self.table = torch.nn.Embedding(V, V)
+
+    def forward(self, idx, targets=None):
+        from lm_steps.losses import lm_loss
+
+        logits = self.table(idx)  # (B, T, V)
+        return logits, None if targets is None else lm_loss(logits, targets)
+
+
+SYNCS = ("item", "tolist", "__bool__", "__float__", "__int__", "__index__", "cpu", "numpy")
+
+
+def count_syncs(monkeypatch) -> list:
+    """Record every call of a Tensor method that makes the host wait for the device's result."""
+    calls = []
+    for name in SYNCS:
+        def spy(self, *a, _real=getattr(torch.Tensor, name), _name=name, **kw):
+            calls.append(_name)
+            return _real(self, *a, **kw)
+        monkeypatch.setattr(torch.Tensor, name, spy)
+    return calls
+
+
+@pytest.mark.parametrize("eval_iters", [0, 2])
+def test_the_loop_waits_for_the_device_once_per_logging_interval(data, monkeypatch, eval_iters):
+    torch.manual_seed(0)
+    cfg = replace(CFG, max_iters=20, eval_interval=5, eval_iters=eval_iters, grad_accum=2)
+    model = TableLM()
+    calls = count_syncs(monkeypatch)
+    hist = train(model, data, cfg)
+    monkeypatch.undo()
+    assert len(calls) <= 20 // 5 + 1, calls  # one per evaluation (0, 5, 10, 15, 20), none per step
+    assert len(hist["loss"]) == 20 and all(isinstance(x, float) for x in hist["loss"] + hist["val_loss"])
+    assert len(hist["val_loss"]) == (5 if eval_iters else 0)
+    X = torch.randint(V, (64, 1), generator=torch.Generator().manual_seed(0))
+    calls = count_syncs(monkeypatch)
+    hist = fit(TableLM(), X, (X[:, 0] + 1) % V, steps=30, lr=0.1, batch_size=8)  # no validation set: once at the end
+    monkeypatch.undo()
+    assert len(calls) == 1 and len(hist["loss"]) == 30
+
+
+def test_one_schedule_serves_both_configs():
+    from lm_steps.config import Recipe, Schedule
+
+    cfg = TrainConfig(max_iters=100, lr=1e-2, min_lr=1e-3, warmup_iters=10)
+    recipe = Recipe(steps=100, batch_size=4, optimizer="adamw", lr=1e-2, final_lr=1e-3, schedule="cosine", warmup=10)
+    assert cfg.lr_schedule == recipe.lr_schedule == Schedule(1e-2, 1e-3, 10, 100, "cosine")
+    assert [lr_at(s, cfg) for s in range(120)] == [recipe.lr_at(s) for s in range(120)]
+    for decay_at in (0.3, 0.5, 0.75, 1.0):  # "step": lr before decay_at * steps, final_lr from there
+        r = Recipe(steps=10, batch_size=4, lr=0.1, final_lr=0.01, decay_at=decay_at)
+        assert [r.lr_at(s) for s in range(12)] == [0.1 if s < decay_at * 10 else 0.01 for s in range(12)]
+    with pytest.warns(DeprecationWarning, match="lr_schedule"):
+        assert lr_at(37, recipe.schedule_config) == recipe.lr_at(37)
+
+
+def test_fit_takes_a_recipe_and_train_recipe_is_that_call():
+    from lm_steps.config import Recipe
+    from lm_steps.fixed_context import LastPosition
+    from lm_steps.mlp import MLP, MLPConfig
+    from lm_steps.training import train_recipe
+
+    X = torch.randint(27, (64, 3), generator=torch.Generator().manual_seed(0))
+    Y = X[:, -1]
+    recipe = Recipe(steps=6, batch_size=8, optimizer="adamw", lr=1e-2, final_lr=1e-3, schedule="cosine", warmup=2)
+    nets = [MLP(MLPConfig(n_embd=4, n_hidden=8), generator=torch.Generator().manual_seed(1)) for _ in range(2)]
+    a = fit(LastPosition(nets[0]), X, Y, recipe, generator=torch.Generator().manual_seed(2))
+    with pytest.warns(DeprecationWarning, match=r"fit\(LastPosition\(model\), X, Y, recipe\)"):
+        b = train_recipe(nets[1], X, Y, recipe, generator=torch.Generator().manual_seed(2))
+    assert a == b and a["lr"] == [recipe.lr_at(s) for s in range(6)]
+    with pytest.raises(TypeError, match="a recipe or steps="):
+        fit(LastPosition(nets[0]), X, Y, recipe, steps=3)
+
+
+def test_the_taught_loop_stays_small():
+    import inspect
+
+    from lm_steps.training import train_loop
+
+    assert len(inspect.getsource(train_loop).splitlines()) <= 45  # nanoGPT's training step is about 20 lines
+
+
+def test_old_module_paths_import_with_a_deprecation_warning():
+    import pkgutil
+
+    import lm_steps
+    import lm_steps.evaluation
+    import lm_steps.runs
+    import lm_steps.training
+
+    with pytest.warns(DeprecationWarning, match="lm_steps.train is now lm_steps.training: import fit from"):
+        from lm_steps.train import fit as old_fit
+    with pytest.warns(DeprecationWarning, match="lm_steps.train is now lm_steps.runs"):
+        from lm_steps.train import check_resumable
+    with pytest.warns(DeprecationWarning, match="lm_steps.evaluate is now lm_steps.evaluation"):
+        from lm_steps.evaluate import evaluate_stream
+    assert (old_fit, check_resumable, evaluate_stream) == (
+        lm_steps.training.fit, lm_steps.runs.check_resumable, lm_steps.evaluation.evaluate_stream)
+    assert lm_steps.train is lm_steps.runs.train and lm_steps.evaluate is lm_steps.evaluation.evaluate
+    modules = {m.name for m in pkgutil.iter_modules(lm_steps.__path__)}
+    assert {"training", "runs", "evaluation"} <= modules and not modules & set(lm_steps.__all__)
+    with pytest.raises(ImportError):
+        from lm_steps.train import no_such_name  # noqa: F401

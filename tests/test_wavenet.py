@@ -10,7 +10,7 @@ from torch.testing import assert_close
 from lm_steps.layers import BatchNorm1d
 from lm_steps.config import Recipe
 from lm_steps.fixed_context import LastPosition
-from lm_steps.train import train_recipe
+from lm_steps.training import fit
 from lm_steps.wavenet import WAVENET_CONFIGS, CausalConvWaveNet, WaveNet, WaveNetConfig
 
 
@@ -50,7 +50,7 @@ def test_batchnorm_statistics_per_feature_after_training_step():
     model = _small()
     X = torch.randint(0, 27, (64, 8), generator=_gen(1))
     Y = torch.randint(0, 27, (64,), generator=_gen(2))
-    train_recipe(model, X, Y, Recipe(steps=2, batch_size=32, lr=0.1, final_lr=0.1), generator=_gen(3))
+    fit(LastPosition(model), X, Y, Recipe(steps=2, batch_size=32, lr=0.1, final_lr=0.1), generator=_gen(3))
     for bn in (m for m in model.modules() if isinstance(m, BatchNorm1d)):
         assert bn.running_mean.shape == (16,)  # not (1, 4, 16): the 3-D fix
 
@@ -60,7 +60,7 @@ def test_convolution_equals_hierarchy(T):
     model = _small()
     X = torch.randint(0, 27, (64, 8), generator=_gen(1))
     Y = torch.randint(0, 27, (64,), generator=_gen(2))
-    train_recipe(model, X, Y, Recipe(steps=20, batch_size=32, lr=0.1, final_lr=0.1), generator=_gen(3))
+    fit(LastPosition(model), X, Y, Recipe(steps=20, batch_size=32, lr=0.1, final_lr=0.1), generator=_gen(3))
     model.eval()
     conv = CausalConvWaveNet(model)
     assert sum(p.numel() for p in conv.parameters()) == sum(p.numel() for p in model.parameters())
@@ -90,7 +90,7 @@ def test_loss_at_init_and_one_batch_overfits():
     Y = torch.randint(0, 27, (32,), generator=_gen(2))
     assert abs(LastPosition(model)(X, Y)[1].item() - math.log(27)) < 0.2
     recipe = Recipe(steps=200, batch_size=32, optimizer="adamw", lr=1e-2, final_lr=1e-3, schedule="cosine")
-    train_recipe(model, X, Y, recipe, generator=_gen(3))
+    fit(LastPosition(model), X, Y, recipe, generator=_gen(3))
     assert LastPosition(model)(X, Y)[1].item() < 0.1
 
 
@@ -134,12 +134,12 @@ def test_gated_wavenet_equals_its_dilated_convolution_at_the_last_position():
     ctx = torch.randint(0, 27, (7, 16), generator=_gen(7))
     x = model.inp(model.wte(ctx))  # (N, L, R)
     skips = 0
-    for k in range(model.cfg.n_levels):
+    for k in range(model.config.n_levels):
         d = 2 ** k
         pairs = torch.cat([x[:, :-d], x[:, d:]], dim=-1)  # (N, L - d, 2R): (t - d, t) for every t
         z = torch.tanh(model.filters[k](pairs)) * torch.sigmoid(model.gates[k](pairs))
         skips = skips + model.skip[k](z[:, -1])
-        if k < model.cfg.n_levels - 1:
+        if k < model.config.n_levels - 1:
             x = x[:, d:] + model.residual[k](z)
     assert_close(model.predict(ctx), model.out(torch.relu(skips)), atol=1e-5, rtol=1e-5)
 
@@ -167,5 +167,5 @@ def test_gated_wavenet_learns():
     Y = X[:, -5]  # the token 5 back: only the third layer reaches it
     model = GatedWaveNet(GatedWaveNetConfig(n_residual=32, n_skip=64), generator=_gen())
     recipe = Recipe(steps=300, batch_size=64, optimizer="adamw", lr=1e-2, final_lr=1e-3, schedule="cosine")
-    history = train_recipe(model, X, Y, recipe, generator=_gen(6))
+    history = fit(LastPosition(model), X, Y, recipe, generator=_gen(6))
     assert sum(history["loss"][-20:]) / 20 < 0.5

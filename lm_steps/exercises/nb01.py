@@ -7,7 +7,7 @@ import torch
 
 from ..bigram import CountingBigram
 from ..data import make_examples
-from ..evaluate import evaluate
+from ..evaluation import evaluate
 from ..tokenizers import CharTokenizer
 from . import Passed, check_function
 
