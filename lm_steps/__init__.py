@@ -24,7 +24,8 @@ from .evaluate import evaluate, evaluate_stream
 from .gpt import GPT, GPTConfig
 from .mlp import MLP, MLPConfig
 from .nb import show
-from .sample import beam_search, complete, generate, sample_words
+from .inference import beam_search
+from .sample import complete, generate, sample_words
 from .tokenizers import CharTokenizer, load_bpe, pretrained_encoding, save_bpe, train_bpe
 from .train import TrainConfig, fit, train
 from .utils import PROFILES, auto_device, by_profile, get_profile, make_generator, set_seed
