@@ -5,7 +5,8 @@ The names most programs need are importable from the package itself::
     from lm_steps import GPT, GPTConfig, TrainConfig, train, generate, CharTokenizer
 
 Stages live in their own modules (``bigram``, ``mlp``, ``wavenet``, ``gpt``); shared pieces are
-``data``, ``tokenizers``, ``evaluate``, ``sample``, ``train``, ``checkpoint`` and ``plots``. Every
+``data``, ``tokenizers``, ``evaluate``, ``sample`` (and ``inference``: the KV cache, padded prompts,
+beam search), ``train``, ``checkpoint`` and ``plots``. Every
 model speaks ``forward(idx, targets=None) -> (logits, loss)`` with logits of shape (B, T, V).
 
 ``lm_steps.train`` and ``lm_steps.evaluate`` are the functions of those names; the rest of their
