@@ -4,7 +4,7 @@
     python bench/bench_batched_generate.py --prompts 16 --new 64
 
 The prompts (lengths spread from 4 to ``--longest`` tokens) are left-padded into one batch with
-``lm_steps.sample.left_pad`` and generated greedily in one ``generate(..., attention_mask=mask)``
+``lm_steps.inference.left_pad`` and generated greedily in one ``generate(..., attention_mask=mask)``
 call, then one prompt at a time; both with the KV cache, within the block. Untrained models:
 weights do not change the work. Also checks that every row's new tokens equal its prompt's
 alone. Each figure is the best of ``--repeats`` runs.
@@ -17,7 +17,8 @@ import time
 import torch
 
 from lm_steps.gpt import GPT, GPTConfig
-from lm_steps.sample import generate, left_pad
+from lm_steps.inference import left_pad
+from lm_steps.sample import generate
 
 SIZES = {
     "baby (4x128, block 64)": GPTConfig(vocab_size=65, block_size=64, n_layer=4, n_head=4, n_embd=128),

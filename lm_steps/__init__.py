@@ -5,9 +5,10 @@ The names most programs need are importable from the package itself::
     from lm_steps import GPT, GPTConfig, TrainConfig, train, generate, CharTokenizer
 
 Stages live in their own modules (``bigram``, ``mlp``, ``wavenet``, ``gpt``); shared pieces are
-``data``, ``tokenizers``, ``evaluation``, ``sample``, ``training`` (the loop), ``runs`` (checkpoints,
-resume, DDP), ``checkpoint`` and ``plots``. Every model speaks ``forward(idx, targets=None) ->
-(logits, loss)`` with logits of shape (B, T, V).
+``data``, ``tokenizers``, ``evaluation``, ``sample`` (and ``inference``: the KV cache, padded
+prompts, beam search), ``training`` (the loop), ``runs`` (checkpoints, resume, DDP), ``checkpoint``
+and ``plots``. Every model speaks ``forward(idx, targets=None) -> (logits, loss)`` with logits of
+shape (B, T, V).
 
 ``lm_steps.train`` and ``lm_steps.evaluate`` are functions; no module shares their names. The old
 module paths ``lm_steps.train`` and ``lm_steps.evaluate`` still import for one release, with a
@@ -61,7 +62,8 @@ from .evaluation import evaluate, evaluate_stream
 from .gpt import GPT, GPTConfig
 from .mlp import MLP, MLPConfig
 from .nb import show
-from .sample import beam_search, complete, generate, sample_words
+from .inference import beam_search
+from .sample import complete, generate, sample_words
 from .tokenizers import CharTokenizer, load_bpe, pretrained_encoding, save_bpe, train_bpe
 from .runs import train
 from .training import fit

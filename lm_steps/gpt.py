@@ -4,36 +4,33 @@
 ``transformer.h[i]`` of ``ln_1 -> attn (c_attn, c_proj) -> ln_2 -> mlp (c_fc, c_proj)`` with
 pre-LayerNorm residual connections, ``transformer.ln_f`` and ``lm_head``: GPT-2 weights map
 over by name. Options: positions (learned / sinusoidal / rotary), feed-forward (GELU / ReLU /
-SwiGLU), fewer key/value heads than query heads (multi-query and grouped-query attention), and
-a key/value cache for generation (:class:`KVCache`).
+SwiGLU), fewer key/value heads than query heads (grouped-query attention), and attention that is
+not causal (``causal=False``: the encoder of :mod:`lm_steps.mlm`). Generation with a key/value
+cache, padded batches of prompts, beam search and attention maps are :mod:`lm_steps.inference`.
 """
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .losses import check_tokens, lm_loss
-from .utils import eval_mode
+from .checks import check_bool, check_choice, check_fields, check_number, is_int
+from .losses import check_attention_mask, check_tokens, lm_loss
 
-__all__ = ["GPTConfig", "KVCache", "written_out_attention", "rope_tables", "apply_rope", "sinusoidal_positions",
+__all__ = ["GPTConfig", "rope_tables", "apply_rope", "sinusoidal_positions", "padded_positions",
            "CausalSelfAttention", "FeedForward", "Block", "GPT"]
 
 POSITIONS = ("learned", "sinusoidal", "rope")
 FEED_FORWARDS = ("gelu", "relu", "swiglu", "gelu_tanh")  # gelu_tanh: GPT-2's tanh approximation
 
 
-def _is_int(x) -> bool:
-    """An integer (Python or NumPy), not a bool or a float that happens to be whole."""
-    return not isinstance(x, bool) and hasattr(x, "__index__")
-
-
 @dataclass(frozen=True)
 class GPTConfig:
-    """Sizes and options of a :class:`GPT`. ``n_kv_head=None`` means ``n_head`` (plain multi-head)."""
+    """Sizes and options of a :class:`GPT`."""
 
     vocab_size: int = 65
     block_size: int = 256
@@ -43,31 +40,25 @@ class GPTConfig:
     dropout: float = 0.0
     bias: bool = False
     tie_weights: bool = True
-    pos_encoding: str = "learned"
-    ffn: str = "gelu"
-    n_kv_head: int | None = None
+    pos_encoding: str = "learned"  # or "sinusoidal", "rope"
+    ffn: str = "gelu"  # or "relu", "swiglu", "gelu_tanh"
+    n_kv_head: int | None = None  # None: n_head; fewer: grouped-query attention (1: multi-query)
+    causal: bool = True  # False: every position sees the whole sequence (an encoder)
 
     def __post_init__(self):
-        for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
-            value = getattr(self, name)
-            if not _is_int(value) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        check_fields(self, ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"), minimum=1)
+        check_number("dropout", self.dropout, low=0, high=1, high_open=True, hint=" (0 = no dropout)")
+        for name in ("bias", "tie_weights", "causal"):
+            check_bool(name, getattr(self, name))
+        check_choice("pos_encoding", self.pos_encoding, POSITIONS)
+        check_choice("ffn", self.ffn, FEED_FORWARDS)
         if self.n_embd % self.n_head:
             raise ValueError(f"n_embd={self.n_embd} must be divisible by n_head={self.n_head}; "
                              f"change one of them (e.g. n_embd={self.n_head * max(1, self.n_embd // self.n_head)})")
-        if self.n_kv_head is not None and (not _is_int(self.n_kv_head) or self.n_kv_head < 1
-                                           or self.n_head % self.n_kv_head):
-            raise ValueError(f"n_kv_head={self.n_kv_head!r} must divide n_head={self.n_head} (1 = multi-query, "
+        kv = self.n_kv_head
+        if kv is not None and not (is_int(kv) and kv >= 1 and self.n_head % kv == 0):
+            raise ValueError(f"n_kv_head={kv!r} must divide n_head={self.n_head} (1 = multi-query, "
                              f"n_head or None = multi-head, a divisor in between = grouped-query)")
-        if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) or not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be a number in [0, 1) (0 = no dropout), got {self.dropout!r}")
-        for name in ("bias", "tie_weights"):
-            if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
-        if self.pos_encoding not in POSITIONS:
-            raise ValueError(f"pos_encoding must be one of {POSITIONS}, got {self.pos_encoding!r}")
-        if self.ffn not in FEED_FORWARDS:
-            raise ValueError(f"ffn must be one of {FEED_FORWARDS}, got {self.ffn!r}")
         if self.pos_encoding == "rope" and self.head_size % 2:
             raise ValueError(f"rope needs an even head size, got n_embd / n_head = {self.head_size}; "
                              f"change n_embd or n_head")
@@ -85,64 +76,6 @@ class GPTConfig:
         return self.n_head if self.n_kv_head is None else int(self.n_kv_head)
 
 
-class KVCache:
-    """Keys and values of the tokens seen so far, for every layer, so each new token costs one
-    position's work instead of a pass over the whole context.
-
-    ``k`` and ``v`` are (n_layer, B, n_kv_head, block_size, head_size); ``length`` positions
-    are filled. Keys are stored as attention uses them (after the rotary rotation, with rotary
-    positions). The cache holds at most ``block_size`` positions, and its keys and values equal
-    recomputation's while the whole sequence fits in the block. Past the block the window slides
-    and every token in it gets a new position, so the stored keys and values no longer match the
-    window's (with learned or sinusoidal positions all of them change; with rotary positions, every
-    layer after the first read tokens that have left the window): there
-    :func:`lm_steps.sample.generate` re-runs the window instead of reusing the cache.
-
-    ``real`` is None while every cached position is a real token; after a call with padding
-    (``attention_mask``) it is (B, block_size), True where the cached position is a real token.
-    """
-
-    def __init__(self, config: GPTConfig, batch_size: int, *, device: str | torch.device = "cpu",
-                 dtype: torch.dtype = torch.float32):
-        shape = (config.n_layer, batch_size, config.kv_heads, config.block_size, config.head_size)
-        self.k = torch.zeros(shape, device=device, dtype=dtype)
-        self.v = torch.zeros(shape, device=device, dtype=dtype)
-        self.length = 0
-        self.real: torch.Tensor | None = None
-
-    @property
-    def capacity(self) -> int:
-        """The most positions the cache holds (the model's block size)."""
-        return self.k.size(3)
-
-    def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Store ``k``, ``v`` (B, n_kv_head, T, hs) after the filled positions of ``layer``;
-        return all keys and values so far, (B, n_kv_head, length + T, hs)."""
-        end = self.length + k.size(2)
-        self.k[layer, :, :, self.length:end] = k
-        self.v[layer, :, :, self.length:end] = v
-        return self.k[layer, :, :, :end], self.v[layer, :, :, :end]
-
-
-def written_out_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None,
-                          dropout_p: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Attention spelled out: scores, causal mask, softmax, weighted sum of the values.
-
-    ``q`` (B, nh, T, hs), ``k`` and ``v`` (B, nh, L, hs); ``mask`` (T, L), or any shape that
-    broadcasts to (B, nh, T, L), is True where a query may look (default: causal, the queries
-    being the last T of the L positions). Returns the output (B, nh, T, hs)
-    and the attention weights (B, nh, T, L). Equal to ``F.scaled_dot_product_attention``.
-    """
-    T, L = q.size(-2), k.size(-2)
-    if mask is None:
-        mask = torch.ones(T, L, dtype=torch.bool, device=q.device).tril(diagonal=L - T)  # (T, L)
-    att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(k.size(-1)))  # (B, nh, T, L)
-    att = att.masked_fill(~mask, float("-inf"))
-    att = F.softmax(att, dim=-1)
-    att = F.dropout(att, p=dropout_p, training=dropout_p > 0)
-    return att @ v, att  # (B, nh, T, hs), (B, nh, T, L)
-
-
 def rope_tables(n: int, head_size: int, *, base: float = 10000.0, device=None) -> tuple[torch.Tensor, torch.Tensor]:
     """Cosines and sines (n, head_size // 2) of the rotary angles ``pos * base**(-2i / head_size)``."""
     inv_freq = base ** (-torch.arange(0, head_size, 2, device=device, dtype=torch.float32) / head_size)
@@ -151,63 +84,81 @@ def rope_tables(n: int, head_size: int, *, base: float = 10000.0, device=None) -
 
 
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate channel pairs (first half, second half) of ``x`` (B, nh, T, hs) by the angles of its T positions."""
+    """Rotate channel pairs (first half, second half) of ``x`` (B, nh, T, hs) by the angles of its T
+    positions: ``cos``, ``sin`` (T, hs/2), or (B, T, hs/2) when each row has its own positions."""
+    if cos.dim() == 3:
+        cos, sin = cos[:, None], sin[:, None]  # (B, 1, T, hs/2): the same for every head
     x1, x2 = x.float().chunk(2, dim=-1)  # (B, nh, T, hs/2) each
     return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1).type_as(x)
 
 
-class CausalSelfAttention(nn.Module):
-    """Multi-head causal self-attention on ``F.scaled_dot_product_attention``.
+def sinusoidal_positions(n: int, dim: int) -> torch.Tensor:
+    """Vaswani et al.'s fixed positions (n, dim): sin on even channels, cos on odd ones."""
+    pos = torch.arange(n, dtype=torch.float32)[:, None]  # (n, 1)
+    freq = torch.exp(torch.arange(0, dim, 2, dtype=torch.float32) * (-math.log(10000.0) / dim))  # (dim/2,)
+    table = torch.zeros(n, dim)
+    table[:, 0::2], table[:, 1::2] = torch.sin(pos * freq), torch.cos(pos * freq)
+    return table
 
-    ``c_attn`` projects to queries (n_head heads) and keys and values (n_kv_head heads each);
-    key/value heads are shared by ``n_head // n_kv_head`` query heads. ``forward(...,
-    need_weights=True)`` runs :func:`written_out_attention` instead (same result) and also returns
-    the attention weights, for plotting.
+
+def padded_positions(real: torch.Tensor, T: int, *, causal: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """Positions (B, T) and attention mask (B, 1, T, L) of the last T of L tokens with padding.
+
+    ``real`` (B, L) is True at real tokens. A token's position counts the real tokens before it, so
+    a left-padded prompt sits where it would alone; a query looks at the real keys (those up to
+    itself when ``causal``) and at itself, so a padding query is never left with nothing to see.
+    """
+    L = real.size(1)
+    pos = (real.long().cumsum(1) - 1).clamp(min=0)[:, L - T:]  # (B, T)
+    keys, queries = torch.arange(L, device=real.device), torch.arange(L - T, L, device=real.device)
+    seen = keys[None, :] <= queries[:, None] if causal else torch.ones(T, L, dtype=torch.bool, device=real.device)
+    itself = keys[None, :] == queries[:, None]  # (T, L)
+    return pos, ((seen & real[:, None, :]) | itself)[:, None]  # (B, 1, T, L)
+
+
+class CausalSelfAttention(nn.Module):
+    """Multi-head self-attention, causal unless ``config.causal`` is False.
+
+    ``c_attn`` projects to queries (n_head heads) and keys and values (n_kv_head heads each, each
+    key/value head shared by ``n_head // n_kv_head`` query heads); ``c_proj`` mixes the heads.
     """
 
     def __init__(self, config: GPTConfig):
         super().__init__()
         self.n_head, self.n_kv_head, self.head_size = config.n_head, config.kv_heads, config.head_size
-        kv_dim = self.n_kv_head * self.head_size
-        self.c_attn = nn.Linear(config.n_embd, config.n_embd + 2 * kv_dim, bias=config.bias)
+        self.c_attn = nn.Linear(config.n_embd, config.n_embd + 2 * self.n_kv_head * self.head_size, bias=config.bias)
         self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
         self.attn_dropout, self.resid_dropout = config.dropout, nn.Dropout(config.dropout)
+        self.causal = config.causal
 
-    def forward(self, x: torch.Tensor, *, rope: tuple[torch.Tensor, torch.Tensor] | None = None,
-                cache: KVCache | None = None, layer: int = 0, attn_mask: torch.Tensor | None = None,
-                need_weights: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        """``x`` (B, T, C) -> (B, T, C); with a ``cache``, ``x`` holds the new positions only.
-
-        ``rope``: the rotary cosines and sines of the T positions of ``x``, (T, hs/2) or, with
-        padding, (B, 1, T, hs/2). ``attn_mask`` (B, 1, T, L): True where a query may look (made by
-        :meth:`GPT.forward` from the padding); None is plain causal attention. ``need_weights``:
-        return ``(y, weights)``, the weights (B, nh, T, L) from the written-out attention.
-        """
+    def qkv(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None = None):
+        """Queries (B, nh, T, hs), keys and values (B, n_kv_head, T, hs) of ``x`` (B, T, C)."""
         B, T, C = x.shape
-        kv_dim = self.n_kv_head * self.head_size
-        q, k, v = self.c_attn(x).split([C, kv_dim, kv_dim], dim=2)
+        q, k, v = self.c_attn(x).split([C, self.n_kv_head * self.head_size, self.n_kv_head * self.head_size], dim=2)
         q = q.view(B, T, self.n_head, self.head_size).transpose(1, 2)  # (B, nh, T, hs)
         k = k.view(B, T, self.n_kv_head, self.head_size).transpose(1, 2)  # (B, nkv, T, hs)
         v = v.view(B, T, self.n_kv_head, self.head_size).transpose(1, 2)  # (B, nkv, T, hs)
-        if rope is not None:  # the angles of these T positions
+        if rope is not None:  # rotary positions: turn queries and keys by their positions' angles
             q, k = apply_rope(q, *rope), apply_rope(k, *rope)
+        return q, k, v
+
+    def forward(self, x: torch.Tensor, rope=None, mask: torch.Tensor | None = None, cache=None) -> torch.Tensor:
+        """``x`` (B, T, C) -> (B, T, C).
+
+        ``rope``: rotary (cos, sin) of x's positions; ``mask`` (B, 1, T, L): True where a query may
+        look, None for the plain causal (or full) mask; ``cache``: this layer's
+        :class:`lm_steps.inference.KVCache`, which adds the keys and values of earlier positions.
+        """
+        B, T, C = x.shape
+        q, k, v = self.qkv(x, rope)
         if cache is not None:
-            k, v = cache.update(layer, k, v)  # (B, nkv, L, hs): everything so far
-        L = k.size(2)
-        if self.n_kv_head != self.n_head:
-            k = k.repeat_interleave(self.n_head // self.n_kv_head, dim=1)  # (B, nh, L, hs)
-            v = v.repeat_interleave(self.n_head // self.n_kv_head, dim=1)  # (B, nh, L, hs)
-        p = self.attn_dropout if self.training else 0.0
-        if attn_mask is None and 1 < T < L:  # new queries after cached keys: causal among the last T
-            attn_mask = torch.ones(T, L, dtype=torch.bool, device=x.device).tril(diagonal=L - T)  # (T, L)
-        if need_weights:
-            y, att = written_out_attention(q, k, v, mask=attn_mask, dropout_p=p)
-        else:  # no mask: causal when T == L; one new query (T == 1) sees every cached position
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=p,
-                                               is_causal=attn_mask is None and T == L)
+            k, v = cache.update(k, v)  # (B, nkv, L, hs): the cached positions, then these
+        y = F.scaled_dot_product_attention(  # softmax(q k^T / sqrt(hs)) v over the allowed keys, every head
+            q, k, v, attn_mask=mask, dropout_p=self.attn_dropout if self.training else 0.0,
+            is_causal=self.causal and mask is None and T > 1,  # one new query (T == 1) sees every cached key
+            enable_gqa=self.n_kv_head != self.n_head)  # (B, nh, T, hs)
         y = y.transpose(1, 2).reshape(B, T, C)  # (B, T, C): heads side by side
-        y = self.resid_dropout(self.c_proj(y))
-        return (y, att) if need_weights else y
+        return self.resid_dropout(self.c_proj(y))
 
 
 class FeedForward(nn.Module):
@@ -248,34 +199,15 @@ class Block(nn.Module):
         self.ln_2 = nn.LayerNorm(config.n_embd, bias=config.bias)
         self.mlp = FeedForward(config)
 
-    def forward(self, x: torch.Tensor, *, need_weights: bool = False,
-                **attn_kw) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        """(B, T, C) -> (B, T, C); ``attn_kw`` (rope tables, cache, layer, mask) go to the attention.
-        ``need_weights``: return ``(x, attention weights)`` (see :class:`CausalSelfAttention`)."""
-        if need_weights:
-            a, att = self.attn(self.ln_1(x), need_weights=True, **attn_kw)
-        else:
-            a = self.attn(self.ln_1(x), **attn_kw)
-        x = x + a
+    def forward(self, x: torch.Tensor, rope=None, mask=None, cache=None) -> torch.Tensor:
+        """(B, T, C) -> (B, T, C); ``rope``, ``mask`` and ``cache`` go to the attention."""
+        x = x + self.attn(self.ln_1(x), rope, mask, cache)
         x = x + self.mlp(self.ln_2(x))
-        return (x, att) if need_weights else x
-
-
-def sinusoidal_positions(n: int, dim: int) -> torch.Tensor:
-    """Vaswani et al.'s fixed positions (n, dim): sin on even channels, cos on odd ones."""
-    pos = torch.arange(n, dtype=torch.float32)[:, None]  # (n, 1)
-    freq = torch.exp(torch.arange(0, dim, 2, dtype=torch.float32) * (-math.log(10000.0) / dim))  # (dim/2,)
-    table = torch.zeros(n, dim)
-    table[:, 0::2], table[:, 1::2] = torch.sin(pos * freq), torch.cos(pos * freq)
-    return table
+        return x
 
 
 class GPT(nn.Module):
-    """A GPT language model: ``forward(idx, targets=None, *, cache=None) -> (logits, loss)``.
-
-    ``idx`` (B, T) with T <= block_size; logits are (B, T, V). With a :class:`KVCache`, ``idx``
-    holds only the new tokens, placed after the ``cache.length`` cached ones.
-    """
+    """A GPT language model: ``forward(idx, targets=None) -> (logits, loss)``, logits (B, T, V)."""
 
     def __init__(self, config: GPTConfig, *, generator: torch.Generator | None = None):
         super().__init__()
@@ -307,13 +239,19 @@ class GPT(nn.Module):
         """The longest context the model reads."""
         return self.config.block_size
 
+    @property
+    def vocab_size(self) -> int:
+        """Number of token ids."""
+        return self.config.vocab_size
+
     @torch.no_grad()
     def init_weights(self, *, generator: torch.Generator | None = None) -> None:
         """GPT-2's initialisation, in one place.
 
-        Linear and embedding weights ~ N(0, 0.02); biases 0; LayerNorm weight 1, bias 0; the two
-        projections that write into the residual stream (``attn.c_proj``, ``mlp.c_proj``) get
-        std ``0.02 / sqrt(2 * n_layer)`` so the stream's variance does not grow with depth.
+        Linear and embedding weights normal with mean 0 and standard deviation 0.02; biases 0;
+        LayerNorm weight 1, bias 0; the two projections that write into the residual stream
+        (``attn.c_proj``, ``mlp.c_proj``) get standard deviation ``0.02 / sqrt(2 * n_layer)``, so
+        the stream's variance does not grow with depth.
         """
         for name, module in self.named_modules():
             if isinstance(module, (nn.Linear, nn.Embedding)):
@@ -333,98 +271,73 @@ class GPT(nn.Module):
             n -= self.transformer.wpe.weight.numel()
         return n
 
-    def new_cache(self, batch_size: int, *, device=None, dtype=None) -> KVCache:
-        """An empty :class:`KVCache` for ``batch_size`` sequences, on the model's device."""
-        w = self.transformer.wte.weight  # the embedding: never swapped for a quantised layer
-        return KVCache(self.config, batch_size, device=device or w.device, dtype=dtype or w.dtype)
-
-    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, *, cache: KVCache | None = None,
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, *, cache=None,
                 attention_mask: torch.Tensor | None = None):
-        """Logits (B, T, V) for every position and, with ``targets`` (B, T), the mean loss.
+        """Logits (B, T, V) at every position of ``idx`` (B, T) and, with ``targets`` (B, T), the mean loss.
 
-        ``attention_mask`` (B, T), the Hugging Face convention: 1 for a real token of ``idx``, 0
-        for padding. Padding is masked out of attention (no real token looks at it) and positions
-        count from each row's first real token, so a left-padded row gives the logits of its
-        prompt alone. Logits at padded positions mean nothing; give their targets ``-1``. With a
-        cache, the mask covers the new tokens of ``idx`` only (the cache remembers the earlier
-        ones; new tokens without a mask are real).
+        ``attention_mask`` (B, T; 1 real token, 0 padding) and ``cache`` (a KV cache) serve padded
+        batches and generation: see :meth:`positions` and :mod:`lm_steps.inference`.
         """
-        x, _ = self._hidden(idx, cache=cache, attention_mask=attention_mask)
+        check_tokens(idx, self.config.vocab_size)
+        pos, mask = self.positions(idx, cache=cache, attention_mask=attention_mask)  # (T,) 0..T-1, None: causal
+        x = self.transformer.wte(idx)  # (B, T, C): token embeddings
+        if self.config.pos_encoding == "learned":
+            x = x + self.transformer.wpe(pos)  # + position embeddings, (T, C) broadcast over the batch
+        elif self.config.pos_encoding == "sinusoidal":
+            x = x + self.pos_table[pos]  # fixed positions instead of learned ones
+        rope = (self.rope_cos[pos], self.rope_sin[pos]) if self.config.pos_encoding == "rope" else None
+        x = self.transformer.drop(x)
+        for i, block in enumerate(self.transformer.h):
+            x = block(x, rope, mask, None if cache is None else cache.layer(i))
         logits = self.lm_head(self.transformer.ln_f(x))  # (B, T, V)
         return logits, None if targets is None else lm_loss(logits, targets)
 
-    def _hidden(self, idx: torch.Tensor, *, cache: KVCache | None, attention_mask: torch.Tensor | None,
-                need_weights: bool = False) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """The last block's output (B, T, C) and, with ``need_weights``, every layer's attention weights."""
-        check_tokens(idx, self.config.vocab_size)
+    def positions(self, idx: torch.Tensor, *, cache=None, attention_mask: torch.Tensor | None = None):
+        """Positions (T,) or (B, T) of ``idx``'s tokens, and the attention mask (B, 1, T, L) or None.
+
+        Plain: 0..T-1 and None (the attention's own causal mask). With padding (``attention_mask``)
+        see :func:`padded_positions`. With a ``cache`` the tokens follow the cached ones; the cache
+        remembers which of those were padding (:class:`lm_steps.inference.KVCache`).
+        """
         B, T = idx.shape
-        start = cache.length if cache is not None else 0
+        start = 0 if cache is None else cache.length
         if start + T > self.config.block_size:
             raise ValueError(f"{start + T} positions exceed block_size={self.config.block_size}; "
                              f"crop the input to its last {self.config.block_size} tokens")
-        real = self._real_tokens(attention_mask, cache, B, T, start)  # (B, start + T) bool, or None: all real
-        if real is None:
-            pos, attn_mask = torch.arange(start, start + T, device=idx.device), None  # (T,)
-        else:
-            pos = (real.long().cumsum(1) - 1).clamp(min=0)[:, start:]  # (B, T): counted from the first real token
-            L = start + T
-            cols, rows = torch.arange(L, device=idx.device), torch.arange(start, L, device=idx.device)
-            causal = cols[None, :] <= rows[:, None]  # (T, L)
-            itself = cols[None, :] == rows[:, None]  # (T, L): a padding query looks at itself, never at nothing
-            attn_mask = ((causal & real[:, None, :]) | itself)[:, None]  # (B, 1, T, L)
-        x = self.transformer.wte(idx)  # (B, T, C)
-        kind = self.config.pos_encoding
-        if kind == "learned":
-            x = x + self.transformer.wpe(pos)  # (T, C) broadcast, or (B, T, C)
-        elif kind == "sinusoidal":
-            x = x + self.pos_table[pos]  # (T, C) broadcast, or (B, T, C)
-        rope = None
-        if kind == "rope":
-            rope = (self.rope_cos[pos], self.rope_sin[pos])  # (T, hs/2) or (B, T, hs/2)
-            if real is not None:
-                rope = (rope[0][:, None], rope[1][:, None])  # (B, 1, T, hs/2): broadcast over heads
-        x = self.transformer.drop(x)
-        weights = []
-        for i, block in enumerate(self.transformer.h):
-            if need_weights:
-                x, att = block(x, rope=rope, cache=cache, layer=i, attn_mask=attn_mask, need_weights=True)
-                weights.append(att)
-            else:
-                x = block(x, rope=rope, cache=cache, layer=i, attn_mask=attn_mask)
+        real = None if attention_mask is None else check_attention_mask(attention_mask, idx)  # (B, T) bool
         if cache is not None:
-            cache.length += T
-        return x, weights
+            real = cache.advance(T, real)  # (B, start + T): the cached tokens and these, or None: all real
+        if real is None and (start == 0 or T == 1):
+            return torch.arange(start, start + T, device=idx.device), None
+        if real is None:  # several new tokens after cached ones: causal among them, all real
+            real = torch.ones(B, start + T, dtype=torch.bool, device=idx.device)
+        return padded_positions(real, T, causal=self.config.causal)
 
-    @staticmethod
-    def _real_tokens(attention_mask, cache, B: int, T: int, start: int) -> torch.Tensor | None:
-        """(B, start + T) True at real tokens (cached and new), or None when every one is real;
-        records the new tokens' mask in the cache."""
-        if attention_mask is not None:
-            if tuple(attention_mask.shape) != (B, T):
-                raise ValueError(f"attention_mask must have the shape of idx, (B, T) = {(B, T)}; "
-                                 f"got {tuple(attention_mask.shape)}")
-            if attention_mask.dtype != torch.bool and not ((attention_mask == 0) | (attention_mask == 1)).all():
-                raise ValueError("attention_mask must hold 1 for real tokens and 0 for padding, nothing else")
-            new = attention_mask.to(torch.bool)
-            if cache is None:
-                return None if bool(new.all()) else new
-        elif cache is None or cache.real is None:
-            return None
-        else:
-            new = torch.ones(B, T, dtype=torch.bool, device=cache.real.device)
-        if cache.real is None:
-            if bool(new.all()):
-                return None
-            cache.real = torch.ones(B, cache.capacity, dtype=torch.bool, device=new.device)
-        cache.real[:, start:start + T] = new
-        return cache.real[:, :start + T]
+    def new_cache(self, batch_size: int, *, device=None, dtype=None):
+        """Deprecated: :func:`lm_steps.inference.new_cache`."""
+        warnings.warn("GPT.new_cache is deprecated; use lm_steps.inference.new_cache(model, batch_size)",
+                      DeprecationWarning, stacklevel=2)
+        from .inference import new_cache  # a deprecated shim only: inference stands on this module
 
-    @torch.no_grad()
+        return new_cache(self, batch_size, device=device, dtype=dtype)
+
     def attention_maps(self, idx: torch.Tensor, *, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """Attention weights of every layer and head for ``idx`` (B, T): (n_layer, B, nh, T, T), in eval mode.
+        """Deprecated: :func:`lm_steps.inference.attention_maps`."""
+        warnings.warn("GPT.attention_maps is deprecated; use lm_steps.inference.attention_maps(model, idx)",
+                      DeprecationWarning, stacklevel=2)
+        from .inference import attention_maps  # a deprecated shim only: inference stands on this module
 
-        With an ``attention_mask`` (see :meth:`forward`), padding gets weight 0 from every real token.
-        """
-        with eval_mode(self):
-            _, weights = self._hidden(idx, cache=None, attention_mask=attention_mask, need_weights=True)
-        return torch.stack(weights)  # (n_layer, B, nh, T, T)
+        return attention_maps(self, idx, attention_mask=attention_mask)
+
+
+_MOVED = {"KVCache": "lm_steps.inference", "written_out_attention": "lm_steps.inference"}
+
+
+def __getattr__(name: str):
+    """Names that moved to :mod:`lm_steps.inference` keep working from here for one release."""
+    if name in _MOVED:
+        import importlib
+
+        warnings.warn(f"lm_steps.gpt.{name} moved to {_MOVED[name]}.{name}", DeprecationWarning, stacklevel=2)
+        return getattr(importlib.import_module(_MOVED[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

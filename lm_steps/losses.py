@@ -1,6 +1,7 @@
-"""The language-model loss and the token check every model shares (the bottom of the package).
+"""The language-model loss and the input checks every model shares (the bottom of the package).
 
-Every model's ``forward(idx, targets)`` first checks ``idx`` with :func:`check_tokens` and returns
+Every model's ``forward(idx, targets)`` first checks ``idx`` with :func:`check_tokens` (and a
+padding mask with :func:`check_attention_mask`) and returns
 :func:`lm_loss` of its logits, and every evaluation scores with the same loss, so a model and its
 evaluation can never disagree about it.
 """
@@ -9,7 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["IGNORE_INDEX", "lm_loss", "check_tokens"]
+__all__ = ["IGNORE_INDEX", "lm_loss", "check_tokens", "check_attention_mask"]
 
 IGNORE_INDEX = -1
 _compiling = getattr(getattr(torch, "compiler", None), "is_compiling", lambda: False)  # torch.compile tracing?
@@ -46,12 +47,14 @@ def lm_loss(logits: torch.Tensor, targets: torch.Tensor, *, reduction: str = "me
                          f"model's own tokenizer") from None
 
 
-def check_tokens(idx: torch.Tensor, vocab_size: int) -> None:
+def check_tokens(idx: torch.Tensor, vocab_size: int, *, values: bool | None = None) -> None:
     """Raise ValueError unless ``idx`` is a (B, T) tensor of integer token ids in ``[0, vocab_size)``.
 
     Every model calls it first in ``forward``, so a bad input gets an error naming the bad id and
-    the vocabulary size instead of torch's "index out of range in self" (or, on a GPU, a device-side
-    assert). Skipped while ``torch.compile`` traces, where reading a value would break the graph.
+    the vocabulary size instead of torch's "index out of range in self". The ids themselves are
+    read where that costs no wait for a device: on the CPU (``values=None``), or where
+    ``values=True`` asks for it (generation checks its prompt once, on any device). Skipped while
+    ``torch.compile`` traces, where reading a value would break the graph.
     """
     if not isinstance(idx, torch.Tensor):
         raise TypeError(f"idx must be a (B, T) tensor of token ids, got {type(idx).__name__}; "
@@ -62,10 +65,33 @@ def check_tokens(idx: torch.Tensor, vocab_size: int) -> None:
     if idx.dim() != 2:
         hint = "; add a batch dimension with idx[None]" if idx.dim() == 1 else ""
         raise ValueError(f"idx must be (B, T): a batch of token sequences, got shape {tuple(idx.shape)}{hint}")
-    if _compiling() or idx.numel() == 0:
+    if _compiling() or idx.numel() == 0 or not (values or values is None and idx.device.type == "cpu"):
         return
-    bad = (idx < 0) | (idx >= vocab_size)
-    if bool(bad.any()):
-        first = int(idx[bad][0])
+    low, high = torch.aminmax(idx)
+    if low < 0 or high >= vocab_size:
+        first = int(idx[(idx < 0) | (idx >= vocab_size)][0])
         raise ValueError(f"token id {first} is outside the vocabulary: ids must be in [0, {vocab_size}) "
                          f"(vocab_size={vocab_size}); encode the text with the model's own tokenizer")
+
+
+def check_attention_mask(attention_mask: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """``attention_mask`` as a bool (B, T) tensor, True at real tokens, after checking it.
+
+    The one check of a padding mask, used by every model and by generation, so one mask gets one
+    answer everywhere: it must have the shape of ``idx`` and hold 1 (a real token) and 0 (padding)
+    only, or be a bool tensor. Anything else (a 2, a -1, a 0.9999) is refused, not rounded. A bool
+    mask needs no look at its values (nothing to wait for on a GPU).
+    """
+    if not isinstance(attention_mask, torch.Tensor):
+        raise TypeError(f"attention_mask must be a (B, T) tensor of 1 (real token) and 0 (padding), "
+                        f"got {type(attention_mask).__name__}")
+    if tuple(attention_mask.shape) != tuple(idx.shape):
+        raise ValueError(f"attention_mask must have the shape of idx, (B, T) = {tuple(idx.shape)}; "
+                         f"got {tuple(attention_mask.shape)}")
+    if attention_mask.dtype == torch.bool:
+        return attention_mask
+    other = (attention_mask != 0) & (attention_mask != 1)
+    if bool(other.any()):
+        raise ValueError(f"attention_mask must hold 1 for real tokens and 0 for padding, nothing else (or be a "
+                         f"bool tensor); got {attention_mask[other][0].item()!r}")
+    return attention_mask == 1

@@ -16,7 +16,8 @@ from lm_steps import tokenizers as T
 from lm_steps.evaluation import distinct_ngrams, evaluate, nll_metrics
 from lm_steps.gpt import GPT, GPTConfig
 from lm_steps.bigram import NeuralBigram
-from lm_steps.sample import beam_search, generate, left_pad, sample_next
+from lm_steps.inference import beam_search, left_pad
+from lm_steps.sample import generate, sample_next
 
 V = 17
 BASE = dict(vocab_size=V, block_size=8, n_layer=1, n_head=2, n_embd=16)
@@ -28,21 +29,21 @@ def tiny_gpt() -> GPT:
 
 # ----------------------------------------------------------------------------- GPTConfig
 GPT_CONFIGS = [
-    ("vocab_size 0", dict(vocab_size=0), "vocab_size must be a positive integer"),
-    ("block_size negative", dict(block_size=-4), "block_size must be a positive integer"),
-    ("block_size float", dict(block_size=8.5), "block_size must be a positive integer"),
-    ("n_layer bool", dict(n_layer=True), "n_layer must be a positive integer"),
-    ("n_layer string", dict(n_layer="2"), "n_layer must be a positive integer"),
-    ("n_head 0", dict(n_head=0), "n_head must be a positive integer"),
-    ("n_embd float", dict(n_embd=16.0), "n_embd must be a positive integer"),
+    ("vocab_size 0", dict(vocab_size=0), "vocab_size must be an integer >= 1"),
+    ("block_size negative", dict(block_size=-4), "block_size must be an integer >= 1"),
+    ("block_size float", dict(block_size=8.5), "block_size must be an integer >= 1"),
+    ("n_layer bool", dict(n_layer=True), "n_layer must be an integer >= 1"),
+    ("n_layer string", dict(n_layer="2"), "n_layer must be an integer >= 1"),
+    ("n_head 0", dict(n_head=0), "n_head must be an integer >= 1"),
+    ("n_embd float", dict(n_embd=16.0), "n_embd must be an integer >= 1"),
     ("n_embd indivisible", dict(n_embd=15), "n_embd=15 must be divisible by n_head=2; change one"),
     ("n_kv_head 0", dict(n_kv_head=0), "n_kv_head=0 must divide n_head=2"),
     ("n_kv_head float", dict(n_kv_head=1.0), "n_kv_head=1.0 must divide n_head=2"),
     ("n_kv_head not a divisor", dict(n_head=4, n_kv_head=3), "n_kv_head=3 must divide n_head=4"),
-    ("dropout 1", dict(dropout=1.0), r"dropout must be a number in \[0, 1\)"),
-    ("dropout negative", dict(dropout=-0.1), r"dropout must be a number in \[0, 1\)"),
-    ("dropout nan", dict(dropout=float("nan")), r"dropout must be a number in \[0, 1\)"),
-    ("dropout string", dict(dropout="0.1"), r"dropout must be a number in \[0, 1\)"),
+    ("dropout 1", dict(dropout=1.0), r"dropout must be a finite number in \[0, 1\)"),
+    ("dropout negative", dict(dropout=-0.1), r"dropout must be a finite number in \[0, 1\)"),
+    ("dropout nan", dict(dropout=float("nan")), r"dropout must be a finite number in \[0, 1\)"),
+    ("dropout string", dict(dropout="0.1"), r"dropout must be a finite number in \[0, 1\)"),
     ("bias string", dict(bias="False"), "bias must be True or False, got 'False'"),
     ("tie_weights int", dict(tie_weights=0), "tie_weights must be True or False"),
     ("pos_encoding unknown", dict(pos_encoding="alibi"), "pos_encoding must be one of"),
@@ -116,7 +117,7 @@ IDX = torch.tensor([[0, 3, 4], [0, 0, 5]])
 MASK = torch.tensor([[0, 1, 1], [0, 0, 1]])
 PADDING = [
     ("mask of another shape", lambda: generate(tiny_gpt(), IDX, 2, attention_mask=MASK[:, 1:]),
-     r"attention_mask must have the shape of idx, \(2, 3\); got \(2, 2\)"),
+     r"attention_mask must have the shape of idx, \(B, T\) = \(2, 3\); got \(2, 2\)"),
     ("mask with a 2", lambda: generate(tiny_gpt(), IDX, 2, attention_mask=MASK * 2), "1 for real tokens and 0 for"),
     ("padding on the right", lambda: generate(tiny_gpt(), IDX, 2, attention_mask=torch.tensor([[1, 1, 0], [0, 0, 1]])),
      "row 0 of attention_mask has padding after a real token.*left_pad"),

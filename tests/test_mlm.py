@@ -8,8 +8,9 @@ import torch
 from torch.testing import assert_close
 
 from lm_steps.losses import IGNORE_INDEX, lm_loss
-from lm_steps.gpt import written_out_attention
-from lm_steps.mlm import MaskedLM, MLMConfig, SelfAttention, mask_tokens, pad_batch, text_lines
+from lm_steps.gpt import GPT, CausalSelfAttention
+from lm_steps.inference import written_out_attention
+from lm_steps.mlm import MaskedLM, MLMConfig, mask_tokens, pad_batch, text_lines
 
 CFG = MLMConfig(vocab_size=20, pad_id=18, mask_id=19, block_size=16, n_layer=2, n_head=2, n_embd=16)
 ROPE = MLMConfig(vocab_size=20, pad_id=18, mask_id=19, block_size=16, n_layer=2, n_head=2, n_embd=16, pos_encoding="rope")
@@ -69,7 +70,7 @@ def test_without_the_mask_padding_leaks_in():
 
 
 def test_self_attention_equals_written_out_attention_with_a_padding_mask():
-    attn = SelfAttention(CFG).eval()
+    attn = CausalSelfAttention(CFG.encoder_config).eval()  # causal=False: attention both ways
     x = torch.randn(2, 6, CFG.n_embd, generator=torch.Generator().manual_seed(0))
     mask = torch.tensor([[1, 1, 1, 1, 1, 1], [1, 1, 1, 0, 0, 0]])
     q, k, v = attn.c_attn(x).split(CFG.n_embd, dim=2)
@@ -77,9 +78,25 @@ def test_self_attention_equals_written_out_attention_with_a_padding_mask():
     allowed = mask.bool()[:, None, None, :].expand(2, 1, 6, 6)  # (B, 1, T, T): every query sees the real keys
     y, att = written_out_attention(split(q), split(k), split(v), allowed)
     expected = attn.c_proj(y.transpose(1, 2).reshape(2, 6, CFG.n_embd))
-    assert_close(attn(x, attention_mask=mask), expected, atol=1e-6, rtol=1e-5)
+    assert_close(attn(x, None, allowed), expected, atol=1e-6, rtol=1e-5)
+    assert_close(attn(x), attn(x, None, torch.ones(6, 6, dtype=torch.bool)), atol=1e-6, rtol=1e-5)  # no mask: all
     assert torch.all(att[1, :, :, 3:] == 0)  # no weight on padding
     assert torch.all(att[0, :, 0, 1:] > 0)  # position 0 attends to later positions
+
+
+def test_the_encoder_is_the_gpt_configured_not_causal():
+    model = tiny()
+    assert isinstance(model, GPT) and model.config == CFG.encoder_config and not model.config.causal
+    assert model.mlm_config is CFG and CFG.gpt_config.causal
+    assert all(not block.attn.causal for block in model.transformer.h)
+    with pytest.warns(DeprecationWarning, match="SelfAttention"):
+        from lm_steps.mlm import SelfAttention
+    old = SelfAttention(CFG).eval()
+    old.load_state_dict(model.transformer.h[0].attn.state_dict())
+    x = torch.randn(2, 6, CFG.n_embd, generator=torch.Generator().manual_seed(0))
+    mask = torch.tensor([[1, 1, 1, 1, 1, 1], [1, 1, 1, 0, 0, 0]])
+    assert_close(old(x, attention_mask=mask), model.transformer.h[0].attn(x, None, mask.bool()[:, None, None, :]),
+                 atol=0, rtol=0)
 
 
 def test_loss_ignores_padding_even_with_targets_there():
@@ -176,10 +193,12 @@ def test_bad_input_errors():
     idx = tokens(2, 5)
     with pytest.raises(ValueError, match="block_size=16"):
         model(tokens(1, 17))
-    with pytest.raises(ValueError, match="must match idx"):
+    with pytest.raises(ValueError, match=r"attention_mask must have the shape of idx, \(B, T\) = \(2, 5\)"):
         model(idx, attention_mask=torch.ones(2, 4, dtype=torch.long))
     with pytest.raises(ValueError, match="1 for real tokens and 0"):
         model(idx, attention_mask=torch.full((2, 5), 2))
+    with pytest.raises(ValueError, match="1 for real tokens and 0.*got 0.99"):  # not rounded to padding
+        model(idx, attention_mask=torch.full((2, 5), 0.9999))
     with pytest.raises(ValueError, match="at least one real token"):
         model(idx, attention_mask=torch.tensor([[1, 1, 0, 0, 0], [0, 0, 0, 0, 0]]))
     with pytest.raises(ValueError, match="no position to score"):

@@ -5,7 +5,8 @@ import torch
 from conftest import gen, tiny_gpt
 from lm_steps.bigram import CountingBigram
 from lm_steps.gpt import GPT, GPTConfig
-from lm_steps.sample import beam_search, complete, generate, left_pad, sample_next
+from lm_steps.inference import beam_search, left_pad
+from lm_steps.sample import complete, generate, sample_next
 from lm_steps.tokenizers import CharTokenizer
 
 V = 65
@@ -185,3 +186,27 @@ def test_without_the_mask_padding_changes_the_result():
     _, without = run_recording_logits(m, idx, 4, temperature=0)
     assert (with_mask[:, 0] - without[:, 0]).abs().max() > 1e-2  # row 0 is padded
     torch.testing.assert_close(with_mask[:, 1], without[:, 1], atol=1e-5, rtol=1e-5)  # row 1 is not
+
+
+def test_a_tiny_temperature_is_greedy_and_nan_logits_are_named():
+    logits = torch.tensor([[0.5, 3.0, -1.0], [2.0, 0.0, 1.0]])
+    for t in (1e-46, 5e-324):  # below float32's smallest number: once 0 / 0 = NaN
+        assert sample_next(logits, temperature=t, generator=gen(0)).tolist() == [[1], [0]]
+    bad = logits.clone()
+    bad[1, 2] = float("nan")
+    for kw in (dict(), dict(top_k=2), dict(top_p=0.9), dict(temperature=0)):
+        with pytest.raises(ValueError, match="row 1 of the logits has a NaN"):
+            sample_next(bad, generator=gen(0), **kw)
+
+
+def test_the_uncached_loop_is_what_generate_runs_without_a_cache():
+    """generate(use_cache=False) is the small loop: crop to the block, forward, sample from the last logits, append."""
+    m = tiny()
+    idx = torch.randint(V, (2, 3), generator=gen(0))
+    g, ours = gen(1), idx
+    with torch.no_grad():
+        for _ in range(20):  # past the block (12): the crop matters
+            logits, _ = m(ours[:, -m.block_size:])
+            ours = torch.cat([ours, sample_next(logits[:, -1], generator=g)], dim=1)
+    assert torch.equal(generate(m, idx, 20, generator=gen(1), use_cache=False), ours)
+    assert torch.equal(generate(m, idx, 20, generator=gen(1)), ours)  # the cache changes the speed only
