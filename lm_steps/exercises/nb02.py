@@ -46,16 +46,17 @@ def check_gradient_step(gradient_step) -> Passed:
         with torch.no_grad():
             net.W.copy_(W0)
         history = fit(net, xs[:, None], ys, steps=steps, lr=lr, optimizer="sgd")
-        return net.W.detach(), history["loss"]
+        return {"losses": history["loss"], "weights": net.W.detach()}
 
     def learner(W0, xs, ys, lr):
         W = W0.clone().requires_grad_(True)
         losses = [gradient_step(W, xs, ys, lr) for _ in range(steps)]
-        return W.detach(), losses
+        return {"losses": losses, "weights": W.detach()}
 
     return check_function(learner if callable(gradient_step) else gradient_step, package, make_case,
                           name=f"gradient_step (weights and losses after {steps} steps)", atol=1e-4, rtol=1e-4,
-                          hint="logits = F.one_hot(xs, num_classes=27).float() @ W, loss = F.cross_entropy(logits, ys); "
+                          hint="logits = F.one_hot(xs, num_classes=27).float() @ W, "
+                               "loss = F.cross_entropy(logits, ys); "
                                "set W.grad = None before loss.backward() (gradients add up otherwise), then under "
                                "torch.no_grad() W -= lr * W.grad; return loss.item()")
 
@@ -71,12 +72,12 @@ def check_train_adam(train_adam) -> Passed:
     def package(seed, X, Y, lr):
         model = NeuralBigram(V, generator=torch.Generator().manual_seed(seed))
         history = fit(model, X, Y, steps=steps, lr=lr, optimizer="adam")
-        return model.W.detach(), history["loss"]
+        return {"losses": history["loss"], "weights": model.W.detach()}
 
     def learner(seed, X, Y, lr):
         model = NeuralBigram(V, generator=torch.Generator().manual_seed(seed))
         losses = train_adam(model, X, Y, steps, lr)
-        return model.W.detach(), losses
+        return {"losses": losses, "weights": model.W.detach()}
 
     return check_function(learner if callable(train_adam) else train_adam, package, make_case,
                           name=f"train_adam (weights and losses after {steps} steps)", atol=1e-5, rtol=1e-5,

@@ -1,4 +1,4 @@
-"""Checks for notebook 03 (the MLP): the learner's forward pass and training loops against ``lm_steps.mlp`` and ``fit``."""
+"""Checks for notebook 03 (the MLP): the learner's forward pass and loops against ``lm_steps.mlp`` and ``fit``."""
 from __future__ import annotations
 
 import math
@@ -77,7 +77,7 @@ def _trained(train):
         model = _mlp(i, 3200 + i)
         X, Y = _examples(i, 3300 + i)
         losses = train(model, X, Y, *args)
-        return [p.detach() for p in model.parameters()], losses
+        return {"losses": losses, **{name: p.detach() for name, p in model.named_parameters()}}
 
     return run
 
