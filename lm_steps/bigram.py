@@ -97,3 +97,26 @@ class NeuralBigram(nn.Module):
         check_tokens(idx, self.vocab_size)
         logits = F.embedding(idx, self.W)  # (B, T, V): row idx of W, i.e. one_hot(idx) @ W
         return logits, None if targets is None else lm_loss(logits, targets)
+
+
+# ----------------------------------------------------------------------------- longer contexts, counted
+def count_ngrams(words: Sequence[str], tokenizer, n: int, *, boundary: str = ".") -> torch.Tensor:
+    """Count every n-gram of ``words``: an int64 table of shape (V,) * n, N[c_1, ..., c_n].
+
+    Each word is framed by ``n - 1`` boundaries before it and one after, as
+    :func:`lm_steps.data.make_examples` frames it with a context of ``n - 1``: every symbol of a word,
+    and its end, is the last symbol of one n-gram (``len(w) + 1`` per word). ``n=2`` gives
+    :func:`count_bigrams`' table; ``n=3`` is the trigram model of the makemore lecture's exercise E01.
+    """
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 4:
+        raise ValueError(f"n must be an integer from 1 to 4 (2 for bigrams, 3 for trigrams; a table of V**n "
+                         f"counts grows fast), got {n!r}")
+    V = tokenizer.vocab_size
+    b = [boundary_id(tokenizer, boundary)]
+    place = V ** torch.arange(n - 1, -1, -1)  # (n,): an n-gram is a base-V number of n digits
+    index = [torch.tensor(b * (n - 1) + tokenizer.encode(w) + b).unfold(0, n, 1) @ place for w in words]
+    N = torch.bincount(torch.cat(index), minlength=V ** n) if index else torch.zeros(V ** n, dtype=torch.long)
+    return N.view((V,) * n)  # (V, ..., V)
+
+
+__all__ += ["count_ngrams"]

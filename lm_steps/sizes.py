@@ -15,6 +15,8 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any, NamedTuple
 
+from .config import Recipe
+from .mlp import MLP_RECIPES
 from .utils import PROFILES, get_profile
 
 __all__ = ["Per", "TABLE", "sizes"]
@@ -35,10 +37,40 @@ TABLE: dict[str, dict[str, Any]] = {
     ),
 
     # ---- 02 gradient bigram
-    "02": dict(),
+    "02": dict(
+        manual_steps=Per(5, 100, 200),  # gradient descent by hand
+        steps=Per(100, 150, 300),  # Adam, to the counting solution
+        l2_steps=Per(3, 150, 300),  # each run of the L2 sweep
+        n_samples=Per(5, 20, 20),  # names printed from each model
+        bug_steps=30,  # the Adam loop without zero_grad, and fixed
+        n_compare=1_000,  # names sampled from both models to count how many agree
+    ),
 
     # ---- 03 MLP
-    "03": dict(),
+    "03": dict(
+        range_steps=Per(100, 1_000, 1_000),  # learning-rate range test
+        loop_steps=200,  # the minibatch loop written by hand, against fit
+        bug_steps=500,  # SGD at the range test's rate, and at ten times it
+        recipe=Per(  # the MLP, with and without BatchNorm
+            Recipe(steps=300, batch_size=64, optimizer="adamw", lr=1e-2, final_lr=1e-3, schedule="cosine"),
+            MLP_RECIPES["cpu"], MLP_RECIPES["lecture"]),
+        deep_steps=Per(30, 1_000, 1_000),  # the 5-layer network's update ratios
+        emb2=Per(  # the 2-D embedding model
+            Recipe(steps=300, batch_size=64, optimizer="adamw", lr=1e-2, final_lr=1e-3, schedule="cosine"),
+            Recipe(steps=6_000, batch_size=256, optimizer="adamw", lr=1e-2, final_lr=1e-4, schedule="cosine",
+                   warmup=100),
+            Recipe(steps=6_000, batch_size=256, optimizer="adamw", lr=1e-2, final_lr=1e-4, schedule="cosine",
+                   warmup=100)),
+        n_samples=Per(5, 20, 20),
+        # what training must reach: each MLP's highest dev loss (nats/char; smoke: below the counting bigram's
+        # 2.4533; gpu runs the lecture's recipe: its figures + 0.02), the lowest dev-loss cost of BatchNorm
+        # (BatchNorm's dev minus the plain MLP's: above 0 with the AdamW recipes) and the lowest
+        # vowel-vs-consonant gaps of the embeddings (mean cosine for the main model, mean distance for the 2-D one)
+        max_dev=Per(2.40, 2.10, 2.1070 + 0.02),
+        max_dev_bn=Per(2.45, 2.15, 2.1048 + 0.02),
+        min_bn_cost=Per(0.0, 0.0, -0.05),
+        min_vowel_cos=Per(0.03, 0.1, 0.1),
+    ),
 
     # ---- 03b backprop by hand
     "03b": dict(),

@@ -95,3 +95,20 @@ def test_fit_rejects_non_finite_loss():
         model.W.fill_(float("nan"))
     with pytest.raises(FloatingPointError, match="step 0"):
         fit(model, X, Y, steps=1, lr=1.0)
+
+
+def test_count_ngrams_frames_like_make_examples(names, names_tok):
+    from lm_steps.bigram import count_ngrams
+
+    words = names[:300]
+    assert torch.equal(count_ngrams(words, names_tok, 2), count_bigrams(words, names_tok))
+    N3 = count_ngrams(words, names_tok, 3)
+    assert N3.shape == (27, 27, 27) and N3.dtype == torch.long
+    assert N3.sum().item() == sum(len(w) + 1 for w in words)
+    assert torch.equal(N3.sum(0), count_bigrams(words, names_tok))  # drop the oldest symbol: the bigrams
+    X, Y = data.make_examples(words, 2, names_tok)  # the same n-grams as (context -> next) examples
+    by_examples = torch.zeros(27, 27, 27, dtype=torch.long).index_put_((X[:, 0], X[:, 1], Y), torch.tensor(1),
+                                                                       accumulate=True)
+    assert torch.equal(N3, by_examples)
+    with pytest.raises(ValueError, match="n must be"):
+        count_ngrams(words, names_tok, 0)

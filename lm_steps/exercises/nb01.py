@@ -5,13 +5,13 @@ import string
 
 import torch
 
-from ..bigram import CountingBigram
+from ..bigram import CountingBigram, count_ngrams
 from ..data import make_examples
 from ..evaluation import evaluate
 from ..tokenizers import CharTokenizer
 from . import Passed, check_function
 
-__all__ = ["check_average_nll", "WRONG_ANSWERS"]
+__all__ = ["check_average_nll", "check_normalise_rows", "check_count_trigrams", "WRONG_ANSWERS"]
 
 #: Plausible mistakes each check must catch (tests/test_exercises.py applies each to the worked solution):
 #: exercise name -> [(text of the solution, what a learner might write instead), ...].
@@ -19,6 +19,10 @@ WRONG_ANSWERS = {
     "average_nll": [
         ("return -log_likelihood / n, n", "return log_likelihood / n, n"),  # forgot the minus sign
         ('chs = ["."] + list(w) + ["."]', 'chs = list(w) + ["."]'),  # no start symbol: misses how names start
+    ],
+    "count_trigrams": [
+        ('chs = [".", "."] + list(w) + ["."]', 'chs = ["."] + list(w) + ["."]'),  # one start symbol: no first letter
+        ("N[stoi[a], stoi[b], stoi[c]] += 1", "N[stoi[c], stoi[b], stoi[a]] += 1"),  # the symbols the wrong way round
     ],
 }
 
@@ -52,3 +56,34 @@ def check_average_nll(average_nll) -> Passed:
     return check_function(average_nll, package, make_case, name="average_nll", atol=1e-5, rtol=1e-5,
                           hint="frame each word as ['.'] + list(w) + ['.'], add up log P[stoi[a], stoi[b]] over its "
                                "pairs (a, b), count the pairs, and return (-total / count, count)")
+
+
+def check_normalise_rows(normalise_rows) -> Passed:
+    """``normalise_rows(N) -> P``: each row of a (V, V) count table divided by its own sum."""
+
+    def make_case(i):
+        g = torch.Generator().manual_seed(1100 + i)
+        V = (27, 5, 9)[i % 3]
+        N = torch.randint(0, 30, (V, V), generator=g).float()
+        N[:, 0] += 1  # no empty row
+        return (N,)
+
+    return check_function(normalise_rows, lambda N: CountingBigram(N).probs, make_case, name="normalise_rows",
+                          atol=1e-6, rtol=1e-5,
+                          hint="N.sum(1) has shape (V,) and broadcasts as a row, dividing column j by row j's sum; "
+                               "keep the summed dimension, N.sum(1, keepdim=True) of shape (V, 1), so that each row "
+                               "is divided by its own sum")
+
+
+def check_count_trigrams(count_trigrams) -> Passed:
+    """``count_trigrams(words, stoi) -> N``: a (27, 27, 27) table of how often c follows a, b in ``words``."""
+
+    def make_case(i):
+        g = torch.Generator().manual_seed(1200 + i)
+        return _words(g, 3 + 10 * i), dict(TOK.stoi)
+
+    return check_function(count_trigrams, lambda words, stoi: count_ngrams(words, TOK, 3), make_case,
+                          name="count_trigrams",
+                          hint="frame each word as ['.', '.'] + list(w) + ['.'] (two dots, so that the first letter "
+                               "is predicted from '. .'), and add 1 to N[stoi[a], stoi[b], stoi[c]] for every three "
+                               "consecutive symbols a, b, c")
