@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 from .config import Recipe
 from .mlp import MLP_RECIPES
 from .utils import PROFILES, get_profile
+from .wavenet import WAVENET_RECIPES
 
 __all__ = ["Per", "TABLE", "sizes"]
 
@@ -29,6 +30,11 @@ class Per(NamedTuple):
     cpu: Any
     gpu: Any
 
+
+# notebook 04's short recipe (seconds) and the recipe of its versions log (a few minutes on a CPU)
+_WAVENET_QUICK = Recipe(steps=300, batch_size=64, optimizer="adamw", lr=1e-2, final_lr=1e-3, schedule="cosine")
+_WAVENET_VERSIONS = Recipe(steps=4_000, batch_size=256, optimizer="adamw", lr=1e-2, final_lr=1e-4, schedule="cosine",
+                           warmup=100)
 
 TABLE: dict[str, dict[str, Any]] = {
     # ---- 01 counting bigram
@@ -73,10 +79,25 @@ TABLE: dict[str, dict[str, Any]] = {
     ),
 
     # ---- 03b backprop by hand
-    "03b": dict(),
+    "03b": dict(
+        steps=Per(300, 20_000, 100_000),  # SGD steps of the training without autograd, lr 0.1 then 0.01 from half way
+        min_learned=Per(0.5, 1.0, 1.0),  # the hand-trained model's dev loss is at least this far below ln 27
+    ),
 
     # ---- 04 WaveNet
-    "04": dict(),
+    "04": dict(
+        threads=Per(1, 2, 2),  # CPU threads: two make a step of batches of 512 about 1.5x faster; tiny steps gain nothing
+        versions=Per(_WAVENET_QUICK, _WAVENET_VERSIONS, _WAVENET_VERSIONS),  # each version of the log
+        recipe=Per(_WAVENET_QUICK, WAVENET_RECIPES["cpu"], WAVENET_RECIPES["lecture"]),  # the scaled-up WaveNet
+        n_eval_train=Per(5_000, None, None),  # training examples scored (None: all)
+        n_samples=Per(5, 20, 20),  # names sampled from the scaled-up WaveNet
+        # the scaled-up WaveNet's highest dev loss, nats/char (the bigram: 2.4533; the lecture's recipe: its 1.9937 + 0.02)
+        max_dev=Per(2.35, 1.99, 1.9937 + 0.02),
+        # the small versions' dev losses, (low, high): the flat MLP minus the better hierarchy (after 300 steps of
+        # 64 the flat MLP is still ahead; after 4,000 of 256 the hierarchy, by more than 0.02), and the bug's cost
+        flat_minus_hierarchy=Per((-0.05, 0.0), (0.02, 0.05), (0.02, 0.05)),
+        buggy_minus_fixed=Per((-0.05, 0.05), (0.0, 0.015), (0.0, 0.015)),
+    ),
 
     # ---- 05 Shakespeare GPT
     "05": dict(),
