@@ -106,10 +106,43 @@ TABLE: dict[str, dict[str, Any]] = {
     "06": dict(),
 
     # ---- 07 GPT grows up
-    "07": dict(),
+    "07": dict(
+        # notebook 05's GPT (smaller in cpu and smoke, so that the five variants train in a few minutes)
+        base=Per(dict(vocab_size=65, block_size=32, n_layer=2, n_head=4, n_embd=32),
+                 dict(vocab_size=65, block_size=64, n_layer=4, n_head=4, n_embd=128),
+                 dict(vocab_size=65, block_size=256, n_layer=6, n_head=6, n_embd=384)),
+        # every variant's training budget, in float32 unless it is the bf16 variant (TrainConfig fields)
+        train=Per(dict(max_iters=30, batch_size=8, lr=3e-3, min_lr=3e-4, warmup_iters=5, eval_interval=30,
+                       eval_iters=2, dtype="float32"),
+                  dict(max_iters=400, batch_size=16, lr=2e-3, min_lr=2e-4, warmup_iters=40, eval_interval=400,
+                       eval_iters=10, dtype="float32"),
+                  dict(max_iters=2000, batch_size=64, lr=1e-3, min_lr=1e-4, warmup_iters=100, eval_interval=2000,
+                       eval_iters=50, dtype="float32")),
+        gqa_kv=2,  # key/value heads of the grouped-query variant
+        margin=Per(0.3, 0.15, 0.1),  # how far above the baseline a variant's val loss may sit
+        gen=Per(dict(batch=8, prompt=8, new=16), dict(batch=32, prompt=16, new=48),
+                dict(batch=64, prompt=64, new=192)),  # the generation timing
+        attn_shape=Per((8, 4, 128, 32), (16, 4, 128, 32), (64, 6, 256, 64)),  # (B, nh, T, hs) timed
+        attn_rounds=40,  # attention timings: fastest of this many calls
+        repeats=Per(10, 5, 10),  # generation timings: best of this many rounds
+        ddp_steps=Per(3, 20, 5),  # steps of the two-process run (on the CPU)
+        device=Per("cpu", "cpu", "cuda"),  # cuda only where there is one
+        threads=Per(1, 2, 2),  # CPU threads, at most what the machine has
+    ),
 
     # ---- 08 masked LM
-    "08": dict(),
+    "08": dict(
+        n_layer=Per(2, 2, 6),  # both models: layers and width
+        n_embd=Per(64, 64, 384),
+        steps=Per(300, 1_500, 5_000),  # training steps of each model
+        batch=Per(64, 64, 128),  # lines per step
+        lr=Per(1e-2, 1e-2, 1e-3),
+        blanks=Per(600, 3_000, 3_000),  # held-out blanks in the final test
+        margin=Per(-0.03, 0.05, 0.1),  # encoder minus GPT accuracy on them, at least (300 steps end about where
+        #                                the encoder catches up)
+        bug_steps=60,  # steps of the find-the-bug run (padding left in the targets)
+        threads=Per(1, 2, 2),  # two threads make a step (64 lines) about 1.5x faster; at most what the machine has
+    ),
 
     # ---- 09 quantisation
     "09": dict(
