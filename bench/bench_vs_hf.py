@@ -24,7 +24,7 @@ import time
 
 import torch
 
-from lm_steps.evaluate import token_nlls
+from lm_steps.evaluation import token_nlls
 from lm_steps.gpt2 import gpt_from_hf
 from lm_steps.sample import generate
 

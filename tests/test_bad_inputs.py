@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from lm_steps import tokenizers as T
+from lm_steps import bpe as B, tokenizers as T
 from lm_steps.evaluation import distinct_ngrams, evaluate, nll_metrics
 from lm_steps.gpt import GPT, GPTConfig
 from lm_steps.bigram import NeuralBigram
@@ -185,7 +185,7 @@ TOKENIZERS = [
     ("special_tokens not strings", lambda: T.train_bpe("abc abc", 300, special_tokens=(1,)), "non-empty string, got 1"),
     ("special_tokens repeated", lambda: T.train_bpe("abc abc", 300, special_tokens=("<a>", "<a>")), "repeat"),
     ("special_tokens not a sequence", lambda: T.train_bpe("abc abc", 300, special_tokens=3), "sequence of strings"),
-    ("split_chunks with an empty special", lambda: T.split_chunks("abc", special_tokens=("",)), "non-empty"),
+    ("split_chunks with an empty special", lambda: B.split_chunks("abc", special_tokens=("",)), "non-empty"),
     ("decode -1", lambda: CHARS.decode([0, -1]), r"token id -1 is not in the vocabulary of 3 symbols \(ids 0 to 2\)"),
     ("decode 99", lambda: CHARS.decode([99]), "token id 99 is not in the vocabulary of 3 symbols"),
     ("decode a tensor with 3", lambda: CHARS.decode(torch.tensor([1, 3])), "token id 3 is not"),
@@ -323,7 +323,7 @@ MORE_EVALUATION = [
     ("chars_per_token nan", lambda: _chars_per_token(float("nan")), "got nan"),
     ("nll_metrics with negative bytes", lambda: nll_metrics(3.0, 2, n_bytes=-4), "n_bytes must be >= 1 .*got -4"),
     ("nll_metrics with no words", lambda: nll_metrics(3.0, 2, n_words=0), "n_words must be >= 1 .*got 0"),
-    ("learn_merges negative", lambda: T.learn_merges({b"ab": 1}, -1), "n_merges must be an integer >= 0, got -1"),
+    ("learn_merges negative", lambda: B.learn_merges({b"ab": 1}, -1), "n_merges must be an integer >= 0, got -1"),
     ("distinct_ngrams n 0", lambda: distinct_ngrams([1, 2, 3], 0),
      "n must be a positive integer .*got 0"),
 ]

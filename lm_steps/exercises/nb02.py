@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 
 from ..bigram import NeuralBigram
-from ..train import fit
+from ..training import fit
 from . import Passed, check_function
 
 __all__ = ["check_gradient_step", "check_train_adam", "WRONG_ANSWERS"]

@@ -7,7 +7,7 @@ import torch
 
 from ..fixed_context import LastPosition
 from ..mlp import MLP, MLPConfig
-from ..train import fit
+from ..training import fit
 from . import Passed, check_function
 
 __all__ = ["check_mlp_forward", "check_train_loop", "check_train_at_best_rate", "WRONG_ANSWERS"]
