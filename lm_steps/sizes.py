@@ -103,7 +103,36 @@ TABLE: dict[str, dict[str, Any]] = {
     "05": dict(),
 
     # ---- 06 WikiText BPE GPT
-    "06": dict(),
+    "06": dict(
+        vocab_size=Per(512, 8192, 8192),  # BPE tokens
+        bpe_chars=Per(400_000, None, None),  # training characters the BPE learns from (None: all)
+        n_layer=Per(2, 4, 6),
+        n_head=Per(2, 4, 8),
+        n_embd=Per(64, 192, 512),
+        block_size=Per(64, 128, 512),
+        dropout=Per(0.0, 0.0, 0.3),
+        batch_size=Per(8, 16, 32),
+        max_iters=Per(300, 1100, 2500),
+        lr=Per(3e-3, 2e-3, 1e-3),
+        warmup_iters=Per(20, 100, 200),
+        eval_interval=Per(100, 275, 250),  # also where checkpoints are saved
+        eval_iters=Per(2, 8, 20),
+        ckpt_eval_tokens=Per(4_000, 40_000, None),  # validation tokens each checkpoint is scored on (None: all)
+        eval_articles=Per(2, None, None),  # validation/test articles scored (None: all 60)
+        stride=Per(32, 64, 128),  # sliding-window step
+        eval_batch=Per(16, 32, 32),
+        gen_tokens=Per(24, 60, 80),
+        # the schedule / label smoothing / positions comparison: a smaller GPT, the same steps for each variant
+        cmp_layers=Per(2, 2, 4),
+        cmp_heads=Per(2, 4, 8),
+        cmp_embd=Per(64, 96, 256),
+        cmp_iters=Per(150, 150, 1000),
+        schedule_gap=Per(0.05, 0.1, 0.15),  # the largest validation gap between the two schedules
+        # what the measurements must show: the largest ratio of a pretrained tokenizer's bytes per token to ours,
+        # and the highest test word-level perplexity (sliding window) of the trained model
+        compression_gap=Per(2.5, 1.15, 1.15),
+        max_word_ppl=Per(20_000, 320, 100),
+    ),
 
     # ---- 07 GPT grows up
     "07": dict(
