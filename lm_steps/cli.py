@@ -46,7 +46,8 @@ from .gpt import GPT, GPTConfig
 from .sample import generate
 from .tokenizers import WIKITEXT_SPECIALS, CharTokenizer, encoding_from_dict, encoding_to_dict, train_bpe
 from .runs import check_resumable, train
-from .utils import atomic_write, auto_device, get_profile, make_generator
+from .sizes import sizes
+from .utils import PROFILES, atomic_write, auto_device, get_profile, make_generator
 from .wikitext import count_words, split_articles, token_stream
 
 __all__ = ["DATASETS", "CHAR_CONFIGS", "BPE_CONFIGS", "CLIError", "DEBUG_ENV", "main"]
@@ -54,36 +55,32 @@ __all__ = ["DATASETS", "CHAR_CONFIGS", "BPE_CONFIGS", "CLIError", "DEBUG_ENV", "
 DATASETS = ("names", "tinyshakespeare", "wikitext-2-v1")
 BPE_DATASETS = ("wikitext-2-v1",)
 
-#: Character-level GPTs (text files, names, Tiny Shakespeare): (GPTConfig fields, TrainConfig).
-#: smoke, cpu and gpu are notebook 05's profiles; baby is nanoGPT README's CPU "baby GPT".
+def _char_preset(profile: str) -> tuple[dict, TrainConfig]:
+    """Notebook 05's scaled-up GPT and its recipe in ``profile`` (GPTConfig fields less the vocabulary)."""
+    S = sizes("05", profile=profile)
+    return {k: v for k, v in S.model.items() if k != "vocab_size"}, TrainConfig(**S.train)
+
+
+def _bpe_preset(profile: str) -> tuple[dict, int | None, TrainConfig]:
+    """Notebook 06's WikiText GPT in ``profile``: GPTConfig fields, the BPE's training characters, TrainConfig."""
+    S = sizes("06", profile=profile)
+    model = dict(vocab_size=S.vocab_size, block_size=S.block_size, n_layer=S.n_layer, n_head=S.n_head,
+                 n_embd=S.n_embd, dropout=S.dropout, pos_encoding="rope")
+    return model, S.bpe_chars, TrainConfig(max_iters=S.max_iters, batch_size=S.batch_size, lr=S.lr, min_lr=S.lr / 10,
+                                           warmup_iters=S.warmup_iters, eval_interval=S.eval_interval,
+                                           eval_iters=S.eval_iters)
+
+
+#: Character-level GPTs (text files, names, Tiny Shakespeare): (GPTConfig fields, TrainConfig). smoke, cpu and
+#: gpu are notebook 05's profiles, read from the one table of sizes; baby is nanoGPT README's CPU "baby GPT".
 CHAR_CONFIGS = {
-    "smoke": (dict(block_size=32, n_layer=2, n_head=2, n_embd=32),
-              TrainConfig(max_iters=40, batch_size=8, lr=3e-3, min_lr=3e-4, warmup_iters=5, eval_interval=20,
-                          eval_iters=2)),
+    **{profile: _char_preset(profile) for profile in PROFILES},
     "baby": (dict(block_size=64, n_layer=4, n_head=4, n_embd=128),
              TrainConfig(max_iters=2000, batch_size=12, lr=1e-3, min_lr=1e-4, warmup_iters=100, eval_interval=250,
                          eval_iters=20, dtype="float32")),
-    "cpu": (dict(block_size=128, n_layer=4, n_head=4, n_embd=192),
-            TrainConfig(max_iters=2000, batch_size=16, lr=2e-3, min_lr=2e-4, warmup_iters=100, eval_interval=250,
-                        eval_iters=20)),
-    "gpu": (dict(block_size=256, n_layer=6, n_head=6, n_embd=384, dropout=0.2),
-            TrainConfig(max_iters=5000, batch_size=64, lr=1e-3, min_lr=1e-4, warmup_iters=100, eval_interval=250,
-                        eval_iters=200)),
 }
-#: The WikiText GPT on its own BPE (notebook 06's profiles): GPTConfig fields (``vocab_size`` is
-#: the BPE's), the number of training characters the BPE learns from (None: all), TrainConfig.
-BPE_CONFIGS = {
-    "smoke": (dict(vocab_size=512, block_size=64, n_layer=2, n_head=2, n_embd=64, pos_encoding="rope"), 400_000,
-              TrainConfig(max_iters=40, batch_size=8, lr=3e-3, min_lr=3e-4, warmup_iters=5, eval_interval=20,
-                          eval_iters=2)),
-    "cpu": (dict(vocab_size=8192, block_size=128, n_layer=4, n_head=4, n_embd=192, pos_encoding="rope"), None,
-            TrainConfig(max_iters=1100, batch_size=16, lr=2e-3, min_lr=2e-4, warmup_iters=100, eval_interval=275,
-                        eval_iters=8)),
-    "gpu": (dict(vocab_size=8192, block_size=512, n_layer=6, n_head=8, n_embd=512, dropout=0.3,
-                 pos_encoding="rope"), None,
-            TrainConfig(max_iters=2500, batch_size=32, lr=1e-3, min_lr=1e-4, warmup_iters=200, eval_interval=250,
-                        eval_iters=20)),
-}
+#: The WikiText GPT on its own BPE: notebook 06's profiles (``vocab_size`` is the BPE's).
+BPE_CONFIGS = {profile: _bpe_preset(profile) for profile in PROFILES}
 CHECKPOINT, RUN = "ckpt.pt", "run.json"
 DEBUG_ENV = "LM_STEPS_DEBUG"  # LM_STEPS_DEBUG=1 (or --debug) prints the traceback behind an error
 SEED_MAX = 2 ** 64 - 1  # the largest seed a torch.Generator takes

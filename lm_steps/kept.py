@@ -25,6 +25,8 @@ from .utils import get_profile, make_generator
 
 __all__ = ["kept_path", "keep", "load_kept", "shakespeare_gpt"]
 
+SEED_05 = 1337  # notebook 05's seed
+
 
 def kept_path(name: str, *, profile: str | None = None) -> Path:
     """Where the model ``name`` of ``profile`` (default: this run's) is kept: ``build/models/NAME-PROFILE.pt``."""
@@ -56,12 +58,12 @@ def shakespeare_gpt(*, device: str | torch.device = "cpu", progress: bool = Fals
         model, tok = kept
         name = kept_path("05_shakespeare_gpt").name
         return model, CharTokenizer.from_dict(tok), f"loaded the GPT notebook 05 trained (kept as {name})"
-    S = sizes("09")
+    S = sizes("05")  # notebook 05's model and recipe
     train_text, val_text = shakespeare_splits()
     tok = CharTokenizer.from_text(train_text + val_text)
     streams = [torch.tensor(tok.encode(t), dtype=torch.long) for t in (train_text, val_text)]
-    cfg = TrainConfig(**S.retrain)
-    model = GPT(GPTConfig(vocab_size=tok.vocab_size, **S.model), generator=make_generator(cfg.seed)).to(device)
+    cfg = TrainConfig(**S.train, seed=SEED_05)
+    model = GPT(GPTConfig(**S.model), generator=make_generator(cfg.seed)).to(device)
     t0 = time.perf_counter()
     train(model, streams, cfg, device=device, progress=progress)
     keep("05_shakespeare_gpt", model, tokenizer=tok.to_dict())

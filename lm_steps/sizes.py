@@ -100,7 +100,34 @@ TABLE: dict[str, dict[str, Any]] = {
     ),
 
     # ---- 05 Shakespeare GPT
-    "05": dict(),
+    "05": dict(
+        cuda=Per(False, False, True),  # train on the GPU where there is one (else the CPU)
+        # sections 2-9: the lecture's small model, built piece by piece; every version trains on the same budget
+        small=Per(dict(block_size=8, n_embd=32, n_head=4, n_layer=2),
+                  dict(block_size=8, n_embd=32, n_head=4, n_layer=3),
+                  dict(block_size=8, n_embd=32, n_head=4, n_layer=3)),
+        budget=Per(dict(max_iters=150, batch_size=16, lr=1e-2, min_lr=1e-2 / 10, warmup_iters=15, eval_interval=150,
+                        eval_iters=20, dtype="float32"),  # TrainConfig fields
+                   dict(max_iters=500, batch_size=32, lr=1e-2, min_lr=1e-2 / 10, warmup_iters=50, eval_interval=500,
+                        eval_iters=20, dtype="float32"),
+                   dict(max_iters=5000, batch_size=32, lr=1e-3, min_lr=1e-3 / 10, warmup_iters=500,
+                        eval_interval=5000, eval_iters=20, dtype="float32")),
+        # section 10 on: the scaled-up GPT trained with train(); gpu = nanoGPT's config/train_shakespeare_char.py
+        model=Per(dict(vocab_size=65, block_size=32, n_layer=2, n_head=4, n_embd=64),  # GPTConfig fields
+                  dict(vocab_size=65, block_size=128, n_layer=4, n_head=4, n_embd=128),
+                  dict(vocab_size=65, block_size=256, n_layer=6, n_head=6, n_embd=384, dropout=0.2)),
+        train=Per(dict(max_iters=300, batch_size=16, lr=3e-3, min_lr=3e-3 / 10, warmup_iters=20, eval_interval=30,
+                       eval_iters=10),  # TrainConfig fields
+                  dict(max_iters=1500, batch_size=16, lr=2e-3, min_lr=2e-3 / 10, warmup_iters=100, eval_interval=250,
+                       eval_iters=20),
+                  dict(max_iters=5000, batch_size=64, lr=1e-3, min_lr=1e-3 / 10, warmup_iters=100, eval_interval=250,
+                       eval_iters=200)),
+        threads=Per(1, 2, 1),  # the most CPU threads the scaled-up GPT trains with (the small models use one)
+        val_below=Per(2.6, 1.85, 1.47),  # its best validation estimate; nanoGPT reports 1.4697 for the gpu size
+        n_sample=Per(80, 300, 500),  # characters sampled per setting in section 13
+        past=Per(16, 64, 64),  # characters generated past the block in section 15
+        timed=dict(vocab_size=65, block_size=128, n_layer=4, n_head=4, n_embd=128),  # the KV-cache timing (CPU)
+    ),
 
     # ---- 06 WikiText BPE GPT
     "06": dict(
@@ -175,16 +202,6 @@ TABLE: dict[str, dict[str, Any]] = {
 
     # ---- 09 quantisation
     "09": dict(
-        # notebook 05's scaled-up GPT and its recipe, trained again when notebook 05 has not run
-        model=Per(dict(block_size=32, n_layer=2, n_head=4, n_embd=64),
-                  dict(block_size=128, n_layer=4, n_head=4, n_embd=128),
-                  dict(block_size=256, n_layer=6, n_head=6, n_embd=384, dropout=0.2)),
-        retrain=Per(dict(max_iters=300, batch_size=16, lr=3e-3, min_lr=3e-4, warmup_iters=20, eval_interval=30,
-                         eval_iters=10, seed=1337),
-                    dict(max_iters=1500, batch_size=16, lr=2e-3, min_lr=2e-4, warmup_iters=100, eval_interval=250,
-                         eval_iters=20, seed=1337),
-                    dict(max_iters=5000, batch_size=64, lr=1e-3, min_lr=1e-4, warmup_iters=100, eval_interval=250,
-                         eval_iters=200, seed=1337)),
         n_val=Per(20_000, 100_000, 111_540),  # validation characters scored (111,540: all of them)
         n_new=Per(32, 128, 256),  # tokens generated per timing round
         rounds=Per(3, 5, 5),  # interleaved timing rounds; the table shows the median and the spread
