@@ -93,30 +93,30 @@ def test_eval_prints_the_figures_of_evaluate_stream(trained, text_file, capsys):
 
 
 def test_interrupted_training_resumes_exactly(text_file, tmp_path, capsys, monkeypatch):
-    args = ["train", "--data", text_file, "--config", "smoke", "--max-iters", 30]  # a checkpoint every 20 steps
+    args = ["train", "--data", text_file, "--config", "smoke", "--max-iters", 45]  # a checkpoint every 30 steps
     assert run(capsys, *args, "--out", tmp_path / "straight")[0] == 0
     real = cli.train
 
-    def ctrl_c_at_step_25(*a, **kw):
+    def ctrl_c_at_step_35(*a, **kw):
         def stop(step, model):
-            if step == 25:
+            if step == 35:
                 raise KeyboardInterrupt
         return real(*a, callback=stop, **kw)
 
-    monkeypatch.setattr(cli, "train", ctrl_c_at_step_25)
+    monkeypatch.setattr(cli, "train", ctrl_c_at_step_35)
     status, _, err = run(capsys, *args, "--out", tmp_path / "cut")
-    assert status == 130 and "step 20" in err and "--resume" in err and "Traceback" not in err
+    assert status == 130 and "step 30" in err and "--resume" in err and "Traceback" not in err
     monkeypatch.setattr(cli, "train", real)
     status, _, err = run(capsys, *args, "--out", tmp_path / "cut")
     assert status == 2 and "--resume" in err  # it will not overwrite a run by accident
     status, out, _ = run(capsys, "train", "--out", tmp_path / "cut", "--resume")
-    assert status == 0 and "resuming at step 20" in out
+    assert status == 0 and "resuming at step 30" in out
     a, b = load_checkpoint(tmp_path / "straight" / "ckpt.pt"), load_checkpoint(tmp_path / "cut" / "ckpt.pt")
-    assert a["step"] == b["step"] == 30 and a["history"]["loss"] == b["history"]["loss"]
+    assert a["step"] == b["step"] == 45 and a["history"]["loss"] == b["history"]["loss"]
     for name, w in a["model"].items():
         torch.testing.assert_close(b["model"][name], w, atol=0, rtol=0)
-    status, out, _ = run(capsys, "train", "--out", tmp_path / "cut", "--resume", "--max-iters", 32)
-    assert status == 0 and load_checkpoint(tmp_path / "cut" / "ckpt.pt")["history"]["step"] == list(range(32))
+    status, out, _ = run(capsys, "train", "--out", tmp_path / "cut", "--resume", "--max-iters", 47)
+    assert status == 0 and load_checkpoint(tmp_path / "cut" / "ckpt.pt")["history"]["step"] == list(range(47))
 
 
 def test_tinyshakespeare_trains_and_samples(tmp_path, capsys):
