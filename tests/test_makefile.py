@@ -26,7 +26,8 @@ def choice(tmp_path: Path, gpu: bool | None, *args: str) -> str:
         smi.chmod(0o755)
     path = [str(bin_dir)] + [d for d in os.environ["PATH"].split(os.pathsep) if not (Path(d) / "nvidia-smi").exists()]
     env = {**os.environ, "PATH": os.pathsep.join(path), "VIRTUAL_ENV": str(tmp_path / "venv")}
-    env.pop("TORCH_INDEX", None)
+    for name in ("TORCH_INDEX", "TORCH_SPEC", "MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES"):
+        env.pop(name, None)  # under `make test TORCH_INDEX=`, make hands its overrides down through MAKEFLAGS
     out = subprocess.run(["make", "-s", "-C", str(ROOT), "torch-choice", *args], env=env, capture_output=True,
                          text=True, check=True)
     return out.stdout.strip()
