@@ -8,7 +8,7 @@ import inspect
 import io
 import re
 
-__all__ = ["show", "Source", "show_figure"]
+__all__ = ["show", "Source", "show_figure", "check_figure", "FigureError"]
 
 
 class Source:
@@ -51,6 +51,8 @@ def show(obj) -> Source:
 def show_figure(fig, alt: str):
     """Return a matplotlib figure as a PNG image carrying ``alt`` as its alternative text, and close it.
 
+    The figure must pass :func:`check_figure` first (labelled axes, colour bars, no hidden lines).
+
     In a notebook the returned ``IPython.display.HTML`` renders as the picture (``display()`` it,
     or make it a cell's last expression); screen readers and exported HTML get the description.
     Without IPython the ``<img>`` tag itself is returned.
@@ -58,6 +60,8 @@ def show_figure(fig, alt: str):
     if not isinstance(alt, str) or not alt.strip():
         raise ValueError("show_figure needs alt text: one or two sentences saying what the figure shows")
     import matplotlib.pyplot as plt
+
+    check_figure(fig)
 
     buf = io.BytesIO()
     fig.savefig(buf, format="png", bbox_inches="tight")
@@ -69,3 +73,118 @@ def show_figure(fig, alt: str):
     except ImportError:
         return tag
     return HTML(tag)
+
+
+class FigureError(ValueError):
+    """A figure a reader could not read at a glance; the message names the panel and the fix."""
+
+
+def check_figure(fig) -> None:
+    """Raise :class:`FigureError` unless ``fig`` can be read at a glance.
+
+    Every panel that shows data has both axes labelled (its own label, the label of a panel it
+    shares the axis with, or the figure's ``supxlabel``/``supylabel``), and a log axis says so in
+    its label; no axis shows a bare offset or multiplier (``1e7`` in a corner); colour that carries
+    a value has a colour bar (or its values are printed on the cells), and panels without their own
+    bar share the scale of one that has one; no legend entry names a line hidden under another of
+    the same style; a bar chart whose value axis does not start at zero prints the values on its
+    bars (``ax.bar_label``), so the bars' lengths cannot mislead. Colour bars themselves and panels
+    with their axes off are checked only for what applies to them.
+    """
+    fig.canvas.draw()  # tick labels and offsets exist only once drawn
+    bars = {id(getattr(m, "colorbar", None).ax) for ax in fig.axes for m in _mappables(ax)
+            if getattr(m, "colorbar", None) is not None}
+    scales = [_scale(m) for ax in fig.axes for m in _mappables(ax) if getattr(m, "colorbar", None) is not None]
+    for i, ax in enumerate(fig.axes):
+        if id(ax) in bars or not ax.get_visible():
+            continue
+        name = f"panel {i + 1}" + (f" ({ax.get_title()!r})" if ax.get_title() else "")
+        if ax.axison and _has_data(ax):
+            for axis, label, scale in (("x", _label(fig, ax, "x"), ax.get_xscale()),
+                                       ("y", _label(fig, ax, "y"), ax.get_yscale())):
+                if not label.strip():
+                    raise FigureError(f"{name}: the {axis} axis has no label; say what it measures "
+                                      f"(ax.set_{axis}label(...), with the unit if it has one)")
+                if scale == "log" and "log" not in label.lower():
+                    raise FigureError(f"{name}: the {axis} axis is logarithmic but its label {label!r} does not "
+                                      f"say so; add '(log scale)'")
+            for axis in (ax.xaxis, ax.yaxis):
+                offset = axis.get_offset_text().get_text().strip()
+                if offset and axis.get_offset_text().get_visible():
+                    raise FigureError(f"{name}: an axis shows a bare offset {offset!r}; scale the values into "
+                                      f"the unit of the label (e.g. millions) or use ax.ticklabel_format(useOffset=False, "
+                                      f"style='plain')")
+        annotated = len(ax.texts) >= 4  # the values are printed on the cells: the colour only repeats them
+        for m in _mappables(ax):
+            if getattr(m, "colorbar", None) is None and not annotated and not any(_scale(m) == s for s in scales):
+                raise FigureError(f"{name}: colour carries a value but has no colour bar; add fig.colorbar(...) "
+                                  f"or give it the scale (vmin, vmax, colour map) of a panel that has one")
+        _check_legend(ax, name)
+        _check_bars(ax, name)
+
+
+def _label(fig, ax, axis: str) -> str:
+    """The label of ``ax``'s ``axis``: its own, a panel's it shares that axis with, or the figure's
+    (``fig.supxlabel``/``fig.supylabel``)."""
+    own = getattr(ax, f"get_{axis}label")()
+    if own.strip():
+        return own
+    shared = ax.get_shared_x_axes() if axis == "x" else ax.get_shared_y_axes()
+    for other in shared.get_siblings(ax):
+        if other is not ax and getattr(other, f"get_{axis}label")().strip():
+            return getattr(other, f"get_{axis}label")()
+    sup = getattr(fig, f"_sup{axis}label", None)
+    return sup.get_text() if sup is not None else ""
+
+
+def _mappables(ax) -> list:
+    """The images, meshes and scatters in ``ax`` whose colour encodes a number."""
+    out = []
+    for m in list(ax.images) + list(ax.collections):
+        array = m.get_array() if hasattr(m, "get_array") else None
+        if array is None or getattr(array, "ndim", 0) == 3 or getattr(m, "get_cmap", None) is None:
+            continue  # an RGB picture or colours given directly: no scale to read
+        out.append(m)
+    return out
+
+
+def _scale(m) -> tuple:
+    return (m.get_cmap().name, float(m.norm.vmin), float(m.norm.vmax), type(m.norm).__name__)
+
+
+def _has_data(ax) -> bool:
+    return bool(ax.lines or ax.collections or ax.images or ax.patches or ax.containers)
+
+
+def _check_legend(ax, name: str) -> None:
+    import numpy as np
+
+    legend = ax.get_legend()
+    if legend is None:
+        return
+    labelled = {t.get_text() for t in legend.get_texts()}
+    lines = [line for line in ax.lines if line.get_label() in labelled and line.get_visible()]
+    for k, a in enumerate(lines):
+        xa, ya = (np.asarray(v, dtype=float) for v in a.get_data())
+        for b in lines[k + 1:]:
+            xb, yb = (np.asarray(v, dtype=float) for v in b.get_data())
+            styled = (a.get_linestyle(), a.get_marker()) != (b.get_linestyle(), b.get_marker())
+            if not styled and xa.shape == xb.shape and ya.shape == yb.shape \
+                    and np.allclose(xa, xb, equal_nan=True) and np.allclose(ya, yb, equal_nan=True):
+                raise FigureError(f"{name}: the legend names {a.get_label()!r} and {b.get_label()!r}, but one "
+                                  f"line lies exactly on the other in the same style, so one is hidden; draw one "
+                                  f"dashed or with markers (and say in its label that they coincide), or use "
+                                  f"separate panels")
+
+
+def _check_bars(ax, name: str) -> None:
+    from matplotlib.container import BarContainer
+
+    for bars in ax.containers:
+        if not isinstance(bars, BarContainer) or not len(bars):
+            continue
+        low = ax.get_xlim()[0] if getattr(bars, "orientation", "vertical") == "horizontal" else ax.get_ylim()[0]
+        scale = ax.get_xscale() if getattr(bars, "orientation", "vertical") == "horizontal" else ax.get_yscale()
+        if scale == "linear" and low > 0 and not ax.texts:
+            raise FigureError(f"{name}: the bars' axis starts at {low:g}, not 0, so their lengths mislead; "
+                              f"start it at 0 or print each value on its bar (ax.bar_label(bars))")

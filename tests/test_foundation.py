@@ -67,6 +67,7 @@ def test_show_figure_carries_alt_text_and_closes_the_figure():
 
     fig, ax = plt.subplots()
     ax.plot([0, 1], [1, 0])
+    ax.set(xlabel="x", ylabel="y")
     html = getattr(show_figure(fig, 'a line "falling" from 1 to 0'), "data", None) or ""
     assert html.startswith('<img alt="a line &quot;falling&quot; from 1 to 0" src="data:image/png;base64,')
     assert not plt.fignum_exists(fig.number)
