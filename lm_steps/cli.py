@@ -7,6 +7,16 @@
     lm-steps chat runs/shakespeare/ckpt.pt                                # one prompt per line
     lm-steps eval runs/wikitext/ckpt.pt --split test
 
+Every field of the model and of the training recipe is an option (``--n_layer 4 --lr 3e-3``, or
+``--n-layer``), over the preset ``--config`` names or a ``config.json`` that an earlier run wrote
+(``--config runs/mine/config.json``). ``train`` prints the train and validation loss at each
+evaluation (``--sample-tokens N`` adds a sample), and keeps in ``DIR`` beside the checkpoint the
+resolved ``config.json``, ``best.pt`` (the lowest validation loss so far), ``log.jsonl`` (one line
+per evaluation) and ``loss.png``. ``torchrun --nproc_per_node 2 -m lm_steps train ...`` trains
+data-parallel (gloo on CPUs, nccl on GPUs) with the same global batch as one process.
+``--threads N`` (or ``LM_STEPS_THREADS``) sets torch's CPU threads (default: the CPUs this
+process may use, at most torch's own default).
+
 A progress bar shows on a terminal. ``train`` writes ``DIR/ckpt.pt`` (weights, optimizer, configs, history and the tokenizer) every
 ``eval_interval`` steps and at the end, and ``DIR/run.json`` (which data and configuration), so
 ``--resume`` continues an interrupted run exactly and ``eval`` finds the data again. While it runs it
@@ -31,7 +41,7 @@ import os
 import re
 import sys
 import traceback
-from dataclasses import replace
+from dataclasses import asdict, fields, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -45,9 +55,9 @@ from .evaluation import evaluate_stream
 from .gpt import GPT, GPTConfig
 from .sample import generate
 from .tokenizers import WIKITEXT_SPECIALS, CharTokenizer, encoding_from_dict, encoding_to_dict, train_bpe
-from .runs import check_resumable, train
+from .runs import check_resumable, setup_distributed, train
 from .sizes import sizes
-from .utils import PROFILES, atomic_write, auto_device, get_profile, make_generator
+from .utils import PROFILES, atomic_write, auto_device, eval_mode, get_profile, make_generator
 from .wikitext import count_words, split_articles, token_stream
 
 __all__ = ["DATASETS", "CHAR_CONFIGS", "BPE_CONFIGS", "CLIError", "DEBUG_ENV", "main"]
@@ -82,7 +92,13 @@ CHAR_CONFIGS = {
 #: The WikiText GPT on its own BPE: notebook 06's profiles (``vocab_size`` is the BPE's).
 BPE_CONFIGS = {profile: _bpe_preset(profile) for profile in PROFILES}
 CHECKPOINT, RUN = "ckpt.pt", "run.json"
+BEST, CONFIG, LOG, CURVE = "best.pt", "config.json", "log.jsonl", "loss.png"
 DEBUG_ENV = "LM_STEPS_DEBUG"  # LM_STEPS_DEBUG=1 (or --debug) prints the traceback behind an error
+THREADS_ENV = "LM_STEPS_THREADS"  # torch's CPU threads (also --threads)
+#: The fields ``train`` takes as options (``--n_layer 4`` or ``--n-layer 4``, as nanoGPT's configurator):
+#: every GPTConfig field but the vocabulary (the tokenizer's; for WikiText the BPE's size) and every TrainConfig field.
+MODEL_FIELDS = tuple(f for f in fields(GPTConfig))
+TRAIN_FIELDS = tuple(f for f in fields(TrainConfig))
 SEED_MAX = 2 ** 64 - 1  # the largest seed a torch.Generator takes
 
 
@@ -297,61 +313,121 @@ def _for_the_command_line(message: str) -> str:
 # ----------------------------------------------------------------------------- train
 def cmd_train(args) -> int:
     out = _out_folder(args.out)
-    lock = _RunLock(out) if out.is_dir() else None  # taken at once, before any long work
+    leader = int(os.environ.get("RANK", "0")) == 0  # under torchrun, rank 0 owns the folder
+    lock = _RunLock(out) if leader and out.is_dir() else None  # taken at once, before any long work
     try:
-        return _train(args, out, lock)
+        return _train(args, out, lock, leader)
     finally:
         if lock is not None:
             lock.release()
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()  # joined under torchrun by setup_distributed
 
 
-def _train(args, out: Path, lock: _RunLock | None) -> int:
+def _config_file(given: str | None) -> dict | None:
+    """``--config`` as a config file (the ``config.json`` a run writes), or None for a preset name."""
+    if given is None or given in CHAR_CONFIGS or given in BPE_CONFIGS:
+        return None
+    path = Path(given).expanduser()
+    if path.is_dir():
+        path = path / CONFIG
+    if not path.is_file():
+        if given.endswith(".json") or os.sep in given:
+            raise CLIError(f"--config {given}: no such file; give a preset ({', '.join(CHAR_CONFIGS)}) or the "
+                           f"{CONFIG} of an earlier run")
+        return None  # an unknown preset name: refused with the list of presets
+    fix = f"give the {CONFIG} that `lm-steps train` wrote"
+    try:
+        cfg = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, ValueError) as err:
+        raise CLIError(f"--config {given} is not valid JSON ({err}); {fix}") from None
+    if not (isinstance(cfg, dict) and isinstance(cfg.get("model"), dict) and isinstance(cfg.get("train"), dict)):
+        raise CLIError(f"--config {given} has no \"model\" and \"train\" objects; {fix}")
+    return cfg
+
+
+def _overrides(args) -> tuple[dict, dict]:
+    """The model and training fields given as options: ({GPTConfig field: value}, {TrainConfig field: value})."""
+    given = vars(args)
+    model = {f.name: given[f.name] for f in MODEL_FIELDS if f.name in given}
+    train_kw = {f.name: given[f.name] for f in TRAIN_FIELDS if f.name in given}
+    if "lr" in train_kw and "min_lr" not in train_kw:
+        train_kw["min_lr"] = train_kw["lr"] / 10  # nanoGPT's rule of thumb (Chinchilla)
+    return model, train_kw
+
+
+def _train(args, out: Path, lock: _RunLock | None, leader: bool = True) -> int:
     ckpt_path = out / CHECKPOINT
     run = _read_run(out) if args.resume else {}
     stored = None
+    file_cfg = _config_file(args.config)
+    preset = None if file_cfg is not None else args.config
+    model_over, train_over = _overrides(args)
     if args.resume:
         if not ckpt_path.exists():
             raise CLIError(f"nothing to resume: no checkpoint at {ckpt_path}")
-        for key, given in (("data", args.data and _check_data(args.data)), ("config", args.config)):
+        for key, given in (("data", args.data and _check_data(args.data)), ("config", preset)):
             if given and run.get(key) and given != run[key]:
                 raise CLIError(f"--{key} {given} differs from the run in {out} ({run[key]}); leave it out to resume")
         if not run.get("data") and not args.data:
             raise CLIError(f"{out / RUN} does not say which data the run used; pass --data")
-        data, config = run.get("data") or _check_data(args.data), args.config or run.get("config")
-        max_iters = args.max_iters or run.get("max_iters")
+        data, config = run.get("data") or _check_data(args.data), preset or run.get("config")
+        max_iters = train_over.pop("max_iters", None) or run.get("max_iters")
         stored = load_checkpoint(ckpt_path)
     else:
-        if not args.data:
+        data_name = args.data or (file_cfg or {}).get("data")
+        if not data_name:
             raise CLIError("train needs --data (names, tinyshakespeare, wikitext-2-v1 or a text file)")
         if ckpt_path.exists():
             raise CLIError(f"{ckpt_path} exists; add --resume to continue that run, or choose another --out")
-        data, config, max_iters = _check_data(args.data), args.config, args.max_iters
+        data, config = _check_data(data_name), preset
+        max_iters = train_over.pop("max_iters", None)
     bpe = data in BPE_DATASETS
-    configs = BPE_CONFIGS if bpe else CHAR_CONFIGS
-    config = config or get_profile()
-    if config not in configs:
-        raise CLIError(f"unknown --config {config!r} for {'BPE' if bpe else 'character'} models; "
-                       f"use one of {', '.join(configs)}")
-    if bpe:
-        model_kw, bpe_chars, tcfg = BPE_CONFIGS[config]
+    if file_cfg is not None:
+        model_kw, bpe_chars = dict(file_cfg["model"]), file_cfg.get("bpe_chars")
+        tcfg, config = TrainConfig(**file_cfg["train"]), file_cfg.get("preset") or args.config
     else:
-        (model_kw, tcfg), bpe_chars = CHAR_CONFIGS[config], None
+        configs = BPE_CONFIGS if bpe else CHAR_CONFIGS
+        config = config or get_profile()
+        if config not in configs:
+            raise CLIError(f"unknown --config {config!r} for {'BPE' if bpe else 'character'} models; "
+                           f"use one of {', '.join(configs)}, or the {CONFIG} of an earlier run")
+        if bpe:
+            model_kw, bpe_chars, tcfg = BPE_CONFIGS[config]
+        else:
+            (model_kw, tcfg), bpe_chars = CHAR_CONFIGS[config], None
+        model_kw = dict(model_kw)
+    if stored is not None and isinstance(stored.get("model_config"), dict) and stored.get("train_config"):
+        # the run's own configs (its options included); the options given now must not change them
+        model_kw = {k: v for k, v in stored["model_config"].items() if k != "vocab_size"}
+        tcfg = TrainConfig(**{k: v for k, v in stored["train_config"].items()
+                              if k in {f.name for f in TRAIN_FIELDS}})
+    if not bpe and "vocab_size" in model_over:
+        raise CLIError("--vocab_size is for WikiText's BPE; a character model's vocabulary is its text's characters")
+    model_kw.update(model_over)
+    if not bpe:
+        model_kw.pop("vocab_size", None)
+    tcfg = replace(tcfg, **train_over)
     max_iters = max_iters or tcfg.max_iters
     if stored is not None and stored["step"] >= max_iters:
-        print(f"{ckpt_path} is already at step {stored['step']}; pass a larger --max-iters to train further")
+        if leader:
+            print(f"{ckpt_path} is already at step {stored['step']}; pass a larger --max-iters to train further")
         return 0
     tcfg = replace(tcfg, max_iters=max_iters, warmup_iters=min(tcfg.warmup_iters, max_iters),
-                   checkpoint_every=tcfg.eval_interval)  # a short run warms up for all of it at most
-    if stored is not None:  # keep the warmup the run started with (a short first run shortened it)
-        stored_cfg = stored.get("train_config") or {}
-        tcfg = replace(tcfg, warmup_iters=stored_cfg.get("warmup_iters", tcfg.warmup_iters))
-    device = _device(args.device)
+                   checkpoint_every=tcfg.checkpoint_every or tcfg.eval_interval)  # a short run warms up for all of it
+    rank, world, dist_device = setup_distributed()
+    if world > 1:  # the configuration's batch is the global one: each process takes its share
+        if tcfg.batch_size % world:
+            raise CLIError(f"batch_size {tcfg.batch_size} does not split over {world} processes; "
+                           f"pass --batch_size with a multiple of {world}")
+    device = dist_device or _device(args.device)
 
     splits = _splits(data)
     if stored is not None:
         tok = _tokenizer(stored.get("tokenizer"))
     elif bpe:
-        print(f"training a {model_kw['vocab_size']:,}-token BPE on the training split", file=sys.stderr)
+        if leader:
+            print(f"training a {model_kw['vocab_size']:,}-token BPE on the training split", file=sys.stderr)
         text = splits["train"] if bpe_chars is None else splits["train"][:bpe_chars]
         tok = train_bpe(text, model_kw["vocab_size"], special_tokens=WIKITEXT_SPECIALS, name=f"{config}_bpe")
     else:
@@ -366,7 +442,7 @@ def _train(args, out: Path, lock: _RunLock | None) -> int:
     short = min(len(s) for s in streams)
     if short <= cfg.block_size:
         raise CLIError(f"a split of {data} has only {short} tokens, not more than block_size={cfg.block_size}; "
-                       f"use a longer text or a smaller --config")
+                       f"use a longer text, a smaller --block_size or a smaller --config")
     model = GPT(cfg, generator=make_generator(tcfg.seed)).to(device)
 
     accept = ()
@@ -374,33 +450,42 @@ def _train(args, out: Path, lock: _RunLock | None) -> int:
         if (stored.get("train_config") or {}).get("max_iters") not in (None, max_iters):
             accept = ("max_iters",)  # training on further: the learning-rate schedule now ends at the new step
         check_resumable(stored, model, tcfg, accept_changes=accept, path=ckpt_path)  # before anything is written
+    resolved = {"data": data, "preset": config, "model": asdict(cfg), "train": asdict(tcfg), "bpe_chars": bpe_chars}
+    if world > 1:
+        tcfg = replace(tcfg, batch_size=tcfg.batch_size // world)
+    job = (args, out, data, config, max_iters, stored, accept, model, streams, tcfg, tok, tok_dict, cfg, device,
+           resolved, leader)
 
     # every check has passed: only now does the run folder change
-    if lock is None:
+    if lock is None and leader:
         out.mkdir(parents=True, exist_ok=True)
         lock = _RunLock(out)  # released with the process (cmd_train releases the first one)
         try:
             if not args.resume and ckpt_path.exists():  # another run took the folder meanwhile and finished
                 raise CLIError(f"{ckpt_path} exists; add --resume to continue that run, or choose another --out")
-            return _run_training(args, out, data, config, max_iters, stored, accept, model, streams, tcfg,
-                                 tok_dict, cfg, device)
+            return _run_training(*job)
         finally:
             lock.release()
-    return _run_training(args, out, data, config, max_iters, stored, accept, model, streams, tcfg, tok_dict, cfg,
-                         device)
+    return _run_training(*job)
 
 
-def _run_training(args, out, data, config, max_iters, stored, accept, model, streams, tcfg, tok_dict, cfg,
-                  device) -> int:
+def _run_training(args, out, data, config, max_iters, stored, accept, model, streams, tcfg, tok, tok_dict, cfg,
+                  device, resolved, leader) -> int:
     ckpt_path = out / CHECKPOINT
     start = stored["step"] if stored else 0
-    _write_run(out, {"data": data, "config": config, "max_iters": max_iters})
+    say = print if leader else (lambda *a, **k: None)
+    if leader:
+        _write_run(out, {"data": data, "config": config, "max_iters": max_iters})
+        with atomic_write(out / CONFIG, "w") as f:
+            f.write(json.dumps(resolved, indent=1) + "\n")
     if accept:
-        print(f"the run was to end at step {stored['train_config']['max_iters']}; it now goes on to {max_iters}, "
-              f"with the learning-rate schedule stretched to end there")
-    print(f"{data}: {len(streams[0]):,} training tokens, {cfg.vocab_size:,}-token vocabulary; "
-          f"GPT {config}: {model.num_params():,} parameters on {device}; "
-          f"{'resuming at step ' + str(start) if start else 'training'} to step {max_iters}")
+        say(f"the run was to end at step {stored['train_config']['max_iters']}; it now goes on to {max_iters}, "
+            f"with the learning-rate schedule stretched to end there")
+    world = torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1
+    say(f"{data}: {len(streams[0]):,} training tokens, {cfg.vocab_size:,}-token vocabulary; "
+        f"GPT {config}: {model.num_params():,} parameters on {device}"
+        f"{f' x {world} processes' if world > 1 else ''}; "
+        f"{'resuming at step ' + str(start) if start else 'training'} to step {max_iters}")
 
     def saved() -> str:
         if not ckpt_path.exists():
@@ -410,10 +495,26 @@ def _run_training(args, out, data, config, max_iters, stored, accept, model, str
         except (CheckpointError, OSError):
             return f"{ckpt_path} cannot be read back"
 
+    def on_evaluate(step, history, net) -> None:  # rank 0: one line, the log and the curve
+        say(f"step {step}: train loss {history['train_eval_loss'][-1]:.4f}, val loss {history['val_loss'][-1]:.4f} "
+            f"({history['elapsed'][-1]:.1f} s)", flush=True)
+        _write_log(out, history)
+        if args.sample_tokens:
+            g = torch.Generator().manual_seed(tcfg.seed)
+            with eval_mode(net):
+                idx = generate(net, torch.zeros((1, 0), dtype=torch.long, device=device), args.sample_tokens,
+                               start_token=0 if isinstance(tok, CharTokenizer) else tok.eot_token, generator=g)
+            text = tok.decode(idx[0].tolist()).strip("\n")
+            say(f"  sample ({args.sample_tokens} tokens):\n    " + text.replace("\n", "\n    "), flush=True)
+
     try:
-        history = train(model, streams, tcfg, device=device, progress=sys.stderr.isatty(), checkpoint_path=ckpt_path,
-                        resume=ckpt_path if stored is not None else None, tokenizer=tok_dict, accept_changes=accept)
+        history = train(model, streams, tcfg, device=device, progress=leader and sys.stderr.isatty(),
+                        checkpoint_path=ckpt_path, best_checkpoint_path=out / BEST,
+                        resume=ckpt_path if stored is not None else None, tokenizer=tok_dict, accept_changes=accept,
+                        on_evaluate=on_evaluate)
     except KeyboardInterrupt:
+        if not leader:
+            return 130
         if ckpt_path.exists():
             print(f"\ninterrupted: {saved()}; add --resume to continue from it", file=sys.stderr)
         else:
@@ -422,9 +523,37 @@ def _run_training(args, out, data, config, max_iters, stored, accept, model, str
     except OSError as err:  # a full disk or a folder gone read-only while saving: the old checkpoint stays
         more = "; add --resume to continue from it" if ckpt_path.exists() else ""
         raise CLIError(f"training stopped: {_os_message(err)}; {saved()}{more}") from None
-    print(f"step {max_iters}: train loss {history['train_eval_loss'][-1]:.4f}, val loss {history['val_loss'][-1]:.4f} "
-          f"(means over {tcfg.eval_iters} batches); checkpoint {ckpt_path}")
+    if leader:
+        best = min(range(len(history["val_loss"])), key=history["val_loss"].__getitem__)
+        say(f"done (losses are means over {tcfg.eval_iters} batches): checkpoint {ckpt_path}; best {out / BEST} "
+            f"(val loss {history['val_loss'][best]:.4f} at step {history['val_step'][best]}); log {out / LOG}, "
+            f"curve {out / CURVE}")
     return 0
+
+
+def _write_log(out: Path, history: dict) -> None:
+    """``log.jsonl`` (one line per evaluation so far) and ``loss.png`` in ``out``, each written whole."""
+    rows = zip(history["val_step"], history["train_eval_loss"], history["val_loss"], history["elapsed"])
+    lines = [json.dumps({"step": s, "train_loss": round(t, 6), "val_loss": round(v, 6), "elapsed_s": round(e, 3)})
+             for s, t, v, e in rows]
+    with atomic_write(out / LOG, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    import io
+
+    from matplotlib.figure import Figure  # no pyplot: no window, whatever the backend
+
+    fig = Figure(figsize=(6, 3.5))
+    ax = fig.subplots()
+    if history["step"]:
+        ax.plot(history["step"], history["loss"], lw=0.6, alpha=0.5, label="train (each step)")
+    ax.plot(history["val_step"], history["train_eval_loss"], "o-", ms=3, label="train (estimate)")
+    ax.plot(history["val_step"], history["val_loss"], "s-", ms=3, label="validation (estimate)")
+    ax.set(xlabel="step", ylabel="loss (nats per token)", title=f"{out.name}: loss")
+    ax.legend()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    with atomic_write(out / CURVE) as f:
+        f.write(buf.getvalue())
 
 
 # ----------------------------------------------------------------------------- sample, chat, eval
@@ -573,17 +702,31 @@ def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                         help=f"on an error, print its traceback (also: {DEBUG_ENV}=1)")
+    common.add_argument("--threads", type=int, default=argparse.SUPPRESS,
+                        help=f"torch's CPU threads (also: {THREADS_ENV}; default: the CPUs this process may use, "
+                             f"at most torch's default)")
     parser = argparse.ArgumentParser(prog="lm-steps", description="Train, sample from, chat with and evaluate "
                                      "the GPTs of lm-steps.", parents=[common])
     sub = parser.add_subparsers(dest="verb", required=True, metavar="{train,sample,chat,eval}")
 
-    p = sub.add_parser("train", help="train a GPT; checkpoints go to --out", parents=[common])
+    p = sub.add_parser("train", help="train a GPT; checkpoints go to --out", parents=[common],
+                       epilog="Every model and training field is an option too (nanoGPT's names): "
+                              + " ".join(f"--{f.name}" for f in MODEL_FIELDS + TRAIN_FIELDS)
+                              + ". --lr without --min_lr sets min_lr = lr / 10.")
     p.add_argument("--data", help=f"{', '.join(DATASETS)} or PATH.txt (character-level; WikiText uses a BPE)")
-    p.add_argument("--out", required=True, help=f"folder for {CHECKPOINT} and {RUN}")
-    p.add_argument("--config", help="smoke, baby (text only), cpu or gpu (default: the profile, LM_STEPS_PROFILE)")
-    p.add_argument("--max-iters", type=int, help="optimizer steps (default: the configuration's)")
+    p.add_argument("--out", required=True, help=f"folder for {CHECKPOINT}, {BEST}, {RUN}, {CONFIG}, {LOG}, {CURVE}")
+    p.add_argument("--config", help=f"a preset: smoke, baby (text only), cpu or gpu (default: the profile, "
+                                    f"LM_STEPS_PROFILE); or the {CONFIG} of an earlier run (or its folder)")
     p.add_argument("--device", help="cpu, cuda, mps (default: the best available)")
     p.add_argument("--resume", action="store_true", help=f"continue the run in --out from its {CHECKPOINT}")
+    p.add_argument("--sample-tokens", type=int, default=0, help="print a sample of this many tokens at each "
+                                                                  "evaluation (default 0: none)")
+    config_options = p.add_argument_group("model and training fields (default: the --config's)")
+    for f in MODEL_FIELDS + TRAIN_FIELDS:
+        names = [f"--{f.name}"] + ([f"--{f.name.replace('_', '-')}"] if "_" in f.name else [])
+        config_options.add_argument(*names, dest=f.name, type=_field_type(f), default=argparse.SUPPRESS,
+                                    metavar=_metavar(f), help=argparse.SUPPRESS if f.name != "max_iters" else
+                                    "optimizer steps (default: the configuration's)")
     p.set_defaults(run=cmd_train)
 
     def generation(p):
@@ -615,9 +758,59 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _field_type(f):
+    """How the command line reads a config field: by the type its annotation names."""
+    kind = str(f.type).replace(" ", "")
+
+    def parse(text: str):
+        low = text.strip().lower()
+        if "None" in kind and low in ("none", "null", ""):
+            return None
+        if kind.startswith("bool"):
+            if low in ("1", "true", "yes", "on"):
+                return True
+            if low in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(text)
+        if kind.startswith("int"):
+            return int(text)
+        if kind.startswith("float"):
+            return float(text)
+        return text
+
+    parse.__name__ = kind.split("|")[0]  # argparse names it in "invalid int value: 'x'"
+    return parse
+
+
+def _metavar(f) -> str:
+    return {"int": "N", "float": "X", "bool": "BOOL"}.get(str(f.type).split("|")[0].strip(), "VALUE")
+
+
+def _threads(args) -> int | None:
+    """The thread count asked for (--threads, else LM_STEPS_THREADS), checked; else the default."""
+    given = getattr(args, "threads", None)
+    name = "--threads"
+    if given is None and os.environ.get(THREADS_ENV, "").strip():
+        name, given = THREADS_ENV, os.environ[THREADS_ENV].strip()
+        try:
+            given = int(given)
+        except ValueError:
+            raise CLIError(f"{THREADS_ENV}={os.environ[THREADS_ENV]!r} must be a whole number of threads >= 1, "
+                           f"e.g. {THREADS_ENV}=2; unset it for the default") from None
+    if given is None:
+        try:
+            usable = len(os.sched_getaffinity(0))
+        except AttributeError:  # not Linux
+            usable = os.cpu_count() or 1
+        return min(torch.get_num_threads(), usable)
+    check_int(name, given, minimum=1)
+    return given
+
+
 def _check_args(args) -> None:
     """The numbers of the command line, checked before anything runs."""
     for name, minimum, maximum in (("max_iters", 1, None), ("max_new_tokens", 0, None), ("num_samples", 1, None),
+                                   ("sample_tokens", 0, None),
                                    ("stride", 1, None), ("top_k", 1, None), ("seed", 0, SEED_MAX)):
         if getattr(args, name, None) is not None:
             check_int(f"--{name.replace('_', '-')}", getattr(args, name), minimum=minimum, maximum=maximum)
@@ -637,6 +830,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = getattr(args, "debug", False) or os.environ.get(DEBUG_ENV, "").strip().lower() not in ("", "0", "false")
     try:
         _check_args(args)
+        torch.set_num_threads(_threads(args))
         return args.run(args)
     except KeyboardInterrupt:
         print(file=sys.stderr)

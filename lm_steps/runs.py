@@ -36,7 +36,8 @@ def train(model: torch.nn.Module, data, cfg: TrainConfig, *, device: str | torch
           progress: bool = False, callback: Callable[[int, torch.nn.Module], None] | None = None,
           checkpoint_path: str | os.PathLike | None = None, resume: str | os.PathLike | None = None,
           tokenizer: dict | None = None, best_checkpoint_path: str | os.PathLike | None = None,
-          accept_changes: Collection[str] = ()) -> dict:
+          accept_changes: Collection[str] = (),
+          on_evaluate: Callable[[int, dict, torch.nn.Module], None] | None = None) -> dict:
     """Train ``model`` (already on ``device``) on ``data``; return the history.
 
     ``data`` is ``(train_tokens, val_tokens)``, two 1-D LongTensors batched with
@@ -53,7 +54,8 @@ def train(model: torch.nn.Module, data, cfg: TrainConfig, *, device: str | torch
     (see :func:`check_resumable`): ``cfg`` must equal the stored config in every field that changes the
     run, unless the field is named in ``accept_changes`` (e.g. ``("max_iters",)`` to train on further). Dropout draws from torch's global
     generator, which is seeded with ``cfg.seed + rank``. ``callback(step, model)`` runs after
-    each step. Returns lists ``step``, ``loss``, ``lr`` per step and ``val_step``,
+    each step; ``on_evaluate(step, history, model)`` after each evaluation (rank 0), with the
+    history so far (the command line prints and logs it there). Returns lists ``step``, ``loss``, ``lr`` per step and ``val_step``,
     ``train_eval_loss``, ``val_loss``, ``elapsed`` (seconds) per evaluation.
     """
     if not isinstance(cfg, TrainConfig):
@@ -110,6 +112,8 @@ def train(model: torch.nn.Module, data, cfg: TrainConfig, *, device: str | torch
         history["elapsed"].append(time.perf_counter() - t0)
         if best_checkpoint_path and improved:
             save(step, best_checkpoint_path)
+        if on_evaluate is not None:
+            on_evaluate(step, history, model)
 
     def after_step(step, model):
         if callback is not None:

@@ -416,7 +416,8 @@ def test_a_full_disk_during_a_checkpoint_save_is_one_line_and_keeps_the_old_one(
     monkeypatch.setattr(checkpoint.torch, "save", real)
     assert one_line_error(status, err) and "No space left on device" in err and "step 6" in err
     assert load_checkpoint(out / "ckpt.pt")["step"] == 6
-    assert sorted(p.name for p in out.iterdir()) == ["ckpt.pt", "run.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["best.pt", "ckpt.pt", "config.json", "log.jsonl", "loss.png",
+                                                    "run.json"]  # no half-written file left behind
 
 
 # ----------------------------------------------------------------------------- streaming and Ctrl-C
