@@ -24,7 +24,9 @@ from .utils import atomic_write, unwrap
 
 __all__ = ["FORMAT", "CheckpointError", "check_tokenizer_dict", "save_checkpoint", "load_checkpoint",
            "check_model_config", "check_fits", "restore_model",
-           "gpt_from_checkpoint"]
+           "gpt_from_checkpoint", "save_model", "load_model", "MODEL_FILE"]
+
+MODEL_FILE = "ckpt.pt"  # the checkpoint in a model folder (save_model) or a run folder (lm-steps train)
 
 FORMAT = "lm_steps-checkpoint-1"
 REQUIRED = ("format", "model", "model_config", "step")
@@ -119,8 +121,16 @@ def save_checkpoint(path: str | os.PathLike, *, model: torch.nn.Module, model_co
 
 
 def load_checkpoint(path: str | os.PathLike, *, map_location: str | torch.device = "cpu") -> dict:
-    """Read a checkpoint with ``torch.load(weights_only=True)`` and check its layout."""
+    """Read a checkpoint with ``torch.load(weights_only=True)`` and check its layout.
+
+    ``path`` is the file, or a folder holding it as ``ckpt.pt`` (a :func:`save_model` folder or a
+    run folder of ``lm-steps train``)."""
     path = Path(path)
+    if path.is_dir():
+        if not (path / MODEL_FILE).is_file():
+            raise FileNotFoundError(f"{path} is a folder without {MODEL_FILE}; give a checkpoint file, or a folder "
+                                    f"written by save_model() or `lm-steps train`")
+        path = path / MODEL_FILE
     if not path.exists():
         raise FileNotFoundError(f"no checkpoint at {path}")
     if path.stat().st_size == 0:
@@ -221,3 +231,39 @@ def gpt_from_checkpoint(path: str | os.PathLike, *, device: str | torch.device =
     model = GPT(config).to(device)
     restore_model(ckpt, model)
     return model.eval(), ckpt
+
+
+def save_model(folder: str | os.PathLike, model: torch.nn.Module, *, tokenizer) -> Path:
+    """Keep ``model`` with its ``tokenizer`` in ``folder``: ``ckpt.pt`` (weights, config, tokenizer)
+    and ``config.json`` (the model's config, to read); return the folder.
+
+    ``tokenizer`` is a :class:`~lm_steps.tokenizers.CharTokenizer`, a tiktoken ``Encoding`` or their
+    plain dict. :func:`load_model`, :func:`gpt_from_checkpoint`, ``lm-steps sample``/``eval`` and
+    :func:`lm_steps.gpt2.export_hf` (after loading) all take the folder."""
+    import json
+
+    from .tokenizers import CharTokenizer, encoding_to_dict
+
+    tok = tokenizer if isinstance(tokenizer, dict) else (
+        tokenizer.to_dict() if isinstance(tokenizer, CharTokenizer) else encoding_to_dict(tokenizer))
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"{folder} is a file; save_model writes a folder (choose a folder name)")
+    save_checkpoint(folder / MODEL_FILE, model=model, tokenizer=tok)
+    with atomic_write(folder / "config.json", "w") as f:
+        f.write(json.dumps({"model": _plain(unwrap(model).config), "tokenizer": tok.get("type", "bpe")}, indent=1)
+                + "\n")
+    return folder
+
+
+def load_model(path: str | os.PathLike, *, device: str | torch.device = "cpu"):
+    """``(model, tokenizer)`` kept by :func:`save_model` (or any checkpoint with a tokenizer): a
+    :class:`~lm_steps.gpt.GPT` in eval mode and the tokenizer object (a ``CharTokenizer`` or a
+    tiktoken ``Encoding``). ``path`` is the folder or the checkpoint file."""
+    from .tokenizers import CharTokenizer, encoding_from_dict
+
+    model, ckpt = gpt_from_checkpoint(path, device=device)
+    tok = ckpt.get("tokenizer")
+    if not isinstance(tok, dict):
+        raise CheckpointError(f"{path} holds no tokenizer; keep models with save_model(folder, model, tokenizer=...)")
+    return model, (CharTokenizer.from_dict(tok) if tok.get("type") == "char" else encoding_from_dict(tok))

@@ -6,6 +6,8 @@
     lm-steps sample runs/shakespeare/ckpt.pt --prompt "ROMEO:" --seed 1
     lm-steps chat runs/shakespeare/ckpt.pt                                # one prompt per line
     lm-steps eval runs/wikitext/ckpt.pt --split test
+    lm-steps sample gpt2 --prompt "Hello"                                 # OpenAI's GPT-2 (needs the network once)
+    lm-steps export runs/shakespeare --out runs/shakespeare-hf            # Hugging Face's GPT-2 layout
 
 Every field of the model and of the training recipe is an option (``--n_layer 4 --lr 3e-3``, or
 ``--n-layer``), over the preset ``--config`` names or a ``config.json`` that an earlier run wrote
@@ -54,7 +56,8 @@ from .data import DataError, names_splits, shakespeare_splits, wikitext_splits
 from .evaluation import evaluate_stream
 from .gpt import GPT, GPTConfig
 from .sample import generate
-from .tokenizers import WIKITEXT_SPECIALS, CharTokenizer, encoding_from_dict, encoding_to_dict, train_bpe
+from .tokenizers import (WIKITEXT_SPECIALS, CharTokenizer, encoding_from_dict, encoding_to_dict, pretrained_encoding,
+                         train_bpe)
 from .runs import check_resumable, setup_distributed, train
 from .sizes import sizes
 from .utils import PROFILES, atomic_write, auto_device, eval_mode, get_profile, make_generator
@@ -557,14 +560,34 @@ def _write_log(out: Path, history: dict) -> None:
 
 
 # ----------------------------------------------------------------------------- sample, chat, eval
+GPT2_NAMES = ("gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl")  # OpenAI's GPT-2, from the Hugging Face hub
+
+
 def _load(path: str, device: torch.device):
     p = Path(path).expanduser()
     if p.is_dir():
         p = p / CHECKPOINT
+    if not p.is_file() and path in GPT2_NAMES:
+        return p, _pretrained(path, device), {}, pretrained_encoding("r50k_base")
     if not p.is_file():
-        raise CLIError(f"no checkpoint at {path}")
+        raise CLIError(f"no checkpoint at {path}" + (f" (pretrained models: {', '.join(GPT2_NAMES)})"
+                                                     if "/" not in path else ""))
     model, ckpt = gpt_from_checkpoint(p, device=device)
     return p, model, ckpt, _tokenizer(ckpt.get("tokenizer"))
+
+
+def _pretrained(name: str, device: torch.device):
+    """OpenAI's GPT-2 ``name`` through Hugging Face (needs transformers and, the first time, the network)."""
+    from . import gpt2
+
+    try:
+        return gpt2.from_pretrained(name, device=device)
+    except ImportError:
+        raise CLIError(f"{name} needs the transformers package: pip install transformers") from None
+    except OSError as err:  # no network, HF_HUB_OFFLINE=1 without a cached copy, a proxy refusing
+        offline = " (HF_HUB_OFFLINE is set)" if os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0") else ""
+        raise CLIError(f"could not get {name} from the Hugging Face hub{offline}: it is downloaded once (about "
+                       f"500 MB for gpt2) and needs the network that time; {' '.join(str(err).split())[:160]}") from None
 
 
 def _encode_prompt(tok, prompt: str) -> list[int]:
@@ -697,6 +720,23 @@ def cmd_eval(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from .gpt2 import export_hf
+
+    device = torch.device("cpu")
+    _, model, _, _ = _load(args.ckpt, device)
+    out = _out_folder(args.out)
+    if out.is_dir() and any(out.iterdir()) and not (out / "model.safetensors").exists():
+        raise CLIError(f"--out {args.out} is a folder with other files in it; choose an empty or new folder")
+    try:
+        export_hf(model, out)
+    except ImportError as err:
+        raise CLIError(str(err)) from None
+    print(f"wrote {out / 'config.json'} and {out / 'model.safetensors'} (Hugging Face's GPT-2 layout: "
+          f"transformers.GPT2LMHeadModel.from_pretrained({str(out)!r}))")
+    return 0
+
+
 # ----------------------------------------------------------------------------- parser
 def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
@@ -707,7 +747,7 @@ def _parser() -> argparse.ArgumentParser:
                              f"at most torch's default)")
     parser = argparse.ArgumentParser(prog="lm-steps", description="Train, sample from, chat with and evaluate "
                                      "the GPTs of lm-steps.", parents=[common])
-    sub = parser.add_subparsers(dest="verb", required=True, metavar="{train,sample,chat,eval}")
+    sub = parser.add_subparsers(dest="verb", required=True, metavar="{train,sample,chat,eval,export}")
 
     p = sub.add_parser("train", help="train a GPT; checkpoints go to --out", parents=[common],
                        epilog="Every model and training field is an option too (nanoGPT's names): "
@@ -755,6 +795,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--stride", type=int, help="sliding-window stride (default: half the block size)")
     p.add_argument("--device")
     p.set_defaults(run=cmd_eval)
+
+    p = sub.add_parser("export", help="write a GPT in Hugging Face's GPT-2 layout (config.json, model.safetensors)",
+                       parents=[common])
+    p.add_argument("ckpt", help="a checkpoint written by train (or its folder, or a save_model folder)")
+    p.add_argument("--out", required=True, help="the folder to write")
+    p.set_defaults(run=cmd_export)
     return parser
 
 

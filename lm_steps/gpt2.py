@@ -1,4 +1,4 @@
-"""Load Hugging Face GPT-2 weights into :class:`lm_steps.gpt.GPT`.
+"""Load Hugging Face GPT-2 weights into :class:`lm_steps.gpt.GPT`, and export a GPT to their layout.
 
 Our GPT uses GPT-2's parameter names, so the import is a rename-free copy with one twist:
 Hugging Face keeps GPT-2's original ``Conv1D`` layers, whose weights are stored (in, out), the
@@ -18,7 +18,8 @@ import torch
 
 from .gpt import GPT, GPTConfig
 
-__all__ = ["CONV1D_WEIGHTS", "config_from_hf", "gpt_from_hf_state_dict", "gpt_from_hf", "from_pretrained"]
+__all__ = ["CONV1D_WEIGHTS", "config_from_hf", "gpt_from_hf_state_dict", "gpt_from_hf", "from_pretrained",
+           "export_hf"]
 
 #: Parameters stored as Conv1D (in, out) in Hugging Face's GPT-2; nn.Linear wants (out, in).
 CONV1D_WEIGHTS = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
@@ -97,6 +98,63 @@ def from_pretrained(name: str = "gpt2", *, device: str | torch.device = "cpu") -
     except ImportError as err:
         raise ImportError("loading GPT-2 weights needs `pip install transformers`") from err
     return gpt_from_hf(GPT2LMHeadModel.from_pretrained(name)).to(device)
+
+
+def export_hf(model: GPT, folder) -> "Path":
+    """Write ``model`` in Hugging Face's GPT-2 layout: ``folder/config.json`` and ``folder/model.safetensors``.
+
+    ``transformers.GPT2LMHeadModel.from_pretrained(folder)`` then computes the same logits. Only a
+    GPT that GPT-2 can represent is exported: learned positions, tied embeddings, causal
+    multi-head attention, a GELU (exact or tanh) or ReLU feed-forward; a model without biases
+    gets zero biases, which compute the same. Needs the ``safetensors`` package (which
+    ``transformers`` installs). Returns the folder.
+    """
+    from pathlib import Path
+
+    from .utils import atomic_write, unwrap
+
+    try:
+        from safetensors.torch import save as safetensors_bytes
+    except ImportError as err:
+        raise ImportError("exporting to Hugging Face's layout needs `pip install safetensors`") from err
+    model = unwrap(model)
+    c = model.config
+    refused = [why for bad, why in (
+        (c.pos_encoding != "learned", f"pos_encoding={c.pos_encoding!r} (GPT-2 has learned positions)"),
+        (not c.tie_weights, "tie_weights=False (GPT-2's output layer is its token embedding)"),
+        (c.kv_heads != c.n_head, f"n_kv_head={c.n_kv_head} (GPT-2 has one key/value head per query head)"),
+        (not c.causal, "causal=False (GPT-2 is causal)"),
+        (c.ffn not in ("gelu", "gelu_tanh", "relu"), f"ffn={c.ffn!r} (GPT-2's MLP is one activation)")) if bad]
+    if refused:
+        raise ValueError(f"this GPT cannot be written as GPT-2: {'; '.join(refused)}")
+    tensors = {}
+    for name, tensor in model.state_dict().items():
+        if name == "lm_head.weight":
+            continue  # tied: GPT-2 keeps one matrix, transformer.wte.weight
+        value = tensor.detach().to("cpu", torch.float32)
+        tensors[name] = (value.t() if name.endswith(CONV1D_WEIGHTS) else value).contiguous()  # Linear -> Conv1D
+    if not c.bias:  # GPT-2 has biases everywhere: zeros compute the same
+        for name, p in model.named_parameters():
+            if name.endswith(".weight") and (".ln_" in name or "ln_f" in name or name.endswith(("c_attn.weight",
+                                                                                               "c_proj.weight",
+                                                                                               "c_fc.weight"))):
+                tensors.setdefault(name[:-len("weight")] + "bias", torch.zeros(p.shape[0]))
+    act = {"gelu_tanh": "gelu_new", "gelu": "gelu", "relu": "relu"}[c.ffn]
+    config = {"architectures": ["GPT2LMHeadModel"], "model_type": "gpt2", "vocab_size": c.vocab_size,
+              "n_positions": c.block_size, "n_embd": c.n_embd, "n_layer": c.n_layer, "n_head": c.n_head,
+              "n_inner": None, "activation_function": act, "resid_pdrop": c.dropout, "embd_pdrop": c.dropout,
+              "attn_pdrop": c.dropout, "layer_norm_epsilon": 1e-5, "initializer_range": 0.02,
+              "scale_attn_weights": True, "tie_word_embeddings": True, "bos_token_id": c.vocab_size - 1,
+              "eos_token_id": c.vocab_size - 1}
+    import json
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    with atomic_write(folder / "model.safetensors") as f:
+        f.write(safetensors_bytes(tensors, metadata={"format": "pt"}))
+    with atomic_write(folder / "config.json", "w") as f:
+        f.write(json.dumps(config, indent=1) + "\n")
+    return folder
 
 
 def _main(argv=None) -> None:

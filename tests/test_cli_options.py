@@ -172,3 +172,58 @@ def test_torchrun_two_processes_match_one_process(text_file, tmp_path):
         torch.testing.assert_close(b["model"][name], tensor, rtol=1e-5, atol=1e-6)
     assert a["history"]["val_loss"] == pytest.approx(b["history"]["val_loss"], abs=1e-5)
     assert json.loads((tmp_path / "two" / "config.json").read_text())["train"]["batch_size"] == 4
+
+
+def test_a_model_folder_round_trips_through_python_and_the_command_line(small_run, tmp_path, capsys):
+    from lm_steps.checkpoint import gpt_from_checkpoint, load_model, save_model
+    from lm_steps.tokenizers import CharTokenizer
+
+    run_folder, _ = small_run
+    model, tok = load_model(run_folder)  # a run folder is a model folder too
+    assert isinstance(tok, CharTokenizer)
+    kept = save_model(tmp_path / "kept", model, tokenizer=tok)
+    assert json.loads((kept / "config.json").read_text())["model"]["n_layer"] == 1
+    again, tok2 = load_model(kept)
+    assert tok2.to_dict() == tok.to_dict()
+    idx = torch.tensor([tok.encode("the quick")])
+    with torch.no_grad():
+        torch.testing.assert_close(again(idx)[0], model(idx)[0], rtol=0, atol=0)
+    assert gpt_from_checkpoint(kept)[0].config == model.config  # a folder where a file was wanted
+    status, out, err = run(capsys, "sample", kept, "--prompt", "the", "--max-new-tokens", 5, "--seed", 1)
+    assert status == 0 and out.startswith("the"), err
+    with pytest.raises(FileNotFoundError, match="folder without ckpt.pt"):
+        load_model(tmp_path)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ValueError, match="is a file"):
+        save_model(tmp_path / "file", model, tokenizer=tok)
+
+
+def test_export_to_hugging_face_from_the_command_line(small_run, tmp_path, capsys):
+    transformers = pytest.importorskip("transformers")
+    pytest.importorskip("safetensors")
+    from lm_steps.checkpoint import load_model
+
+    run_folder, _ = small_run
+    status, out, err = run(capsys, "export", run_folder, "--out", tmp_path / "hf")
+    assert status == 0 and "model.safetensors" in out, err
+    hf = transformers.GPT2LMHeadModel.from_pretrained(tmp_path / "hf").eval()
+    model, tok = load_model(run_folder)
+    idx = torch.tensor([tok.encode("the quick brown")])
+    with torch.no_grad():
+        torch.testing.assert_close(hf(idx).logits, model(idx)[0], atol=1e-5, rtol=1e-5)
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "notes.txt").write_text("mine")
+    status, _, err = run(capsys, "export", run_folder, "--out", tmp_path / "busy")
+    assert status == 2 and "other files" in err
+
+
+def test_pretrained_gpt2_offline_says_so_in_one_line(capsys, tmp_path):
+    pytest.importorskip("transformers")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf-home"), "PYTHONPATH": str(ROOT)}
+    p = subprocess.run([sys.executable, "-m", "lm_steps", "sample", "gpt2", "--prompt", "Hello",
+                        "--max-new-tokens", "3"], env=env, capture_output=True, text=True, timeout=120)
+    err = [line for line in p.stderr.splitlines() if line.startswith("lm-steps:")]
+    assert p.returncode == 2 and p.stdout == "" and len(err) == 1, p.stderr[-1000:]
+    assert "could not get gpt2 from the Hugging Face hub (HF_HUB_OFFLINE is set)" in err[0]
+    status, _, err = run(capsys, "sample", "gpt3")
+    assert status == 2 and "pretrained models: gpt2" in err
