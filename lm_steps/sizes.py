@@ -194,8 +194,8 @@ TABLE: dict[str, dict[str, Any]] = {
         batch=Per(64, 64, 128),  # lines per step
         lr=Per(1e-2, 1e-2, 1e-3),
         blanks=Per(600, 3_000, 3_000),  # held-out blanks in the final test
-        margin=Per(-0.03, 0.05, 0.1),  # encoder minus GPT accuracy on them, at least (300 steps end about where
-        #                                the encoder catches up)
+        ahead_se=Per(-2, 2, 2),  # encoder minus GPT accuracy on them, in (paired) standard errors, at least
+        #                          (300 steps end about where the encoder catches up)
         bug_steps=60,  # steps of the find-the-bug run (padding left in the targets)
         threads=Per(1, 2, 2),  # two threads make a step (64 lines) about 1.5x faster; at most what the machine has
     ),
