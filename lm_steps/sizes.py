@@ -167,15 +167,15 @@ TABLE: dict[str, dict[str, Any]] = {
         base=Per(dict(vocab_size=65, block_size=32, n_layer=2, n_head=4, n_embd=32),
                  dict(vocab_size=65, block_size=64, n_layer=4, n_head=4, n_embd=128),
                  dict(vocab_size=65, block_size=256, n_layer=6, n_head=6, n_embd=384)),
-        # every variant's training budget, in float32 unless it is the bf16 variant (TrainConfig fields)
+        # every variant's training budget per seed, in float32 unless it is the bf16 variant (TrainConfig fields)
         train=Per(dict(max_iters=30, batch_size=8, lr=3e-3, min_lr=3e-4, warmup_iters=5, eval_interval=30,
                        eval_iters=2, dtype="float32"),
-                  dict(max_iters=400, batch_size=16, lr=2e-3, min_lr=2e-4, warmup_iters=40, eval_interval=400,
+                  dict(max_iters=250, batch_size=16, lr=2e-3, min_lr=2e-4, warmup_iters=25, eval_interval=250,
                        eval_iters=10, dtype="float32"),
                   dict(max_iters=2000, batch_size=64, lr=1e-3, min_lr=1e-4, warmup_iters=100, eval_interval=2000,
                        eval_iters=50, dtype="float32")),
         gqa_kv=2,  # key/value heads of the grouped-query variant
-        margin=Per(0.3, 0.15, 0.1),  # how far above the baseline a variant's val loss may sit
+        n_seeds=3,  # every variant trains once per seed (initialisation and batches): the spread of a run
         gen=Per(dict(batch=8, prompt=8, new=16), dict(batch=32, prompt=16, new=48),
                 dict(batch=64, prompt=64, new=192)),  # the generation timing
         attn_shape=Per((8, 4, 128, 32), (16, 4, 128, 32), (64, 6, 256, 64)),  # (B, nh, T, hs) timed
@@ -194,8 +194,8 @@ TABLE: dict[str, dict[str, Any]] = {
         batch=Per(64, 64, 128),  # lines per step
         lr=Per(1e-2, 1e-2, 1e-3),
         blanks=Per(600, 3_000, 3_000),  # held-out blanks in the final test
-        margin=Per(-0.03, 0.05, 0.1),  # encoder minus GPT accuracy on them, at least (300 steps end about where
-        #                                the encoder catches up)
+        ahead_se=Per(-2, 2, 2),  # encoder minus GPT accuracy on them, in (paired) standard errors, at least
+        #                          (300 steps end about where the encoder catches up)
         bug_steps=60,  # steps of the find-the-bug run (padding left in the targets)
         threads=Per(1, 2, 2),  # two threads make a step (64 lines) about 1.5x faster; at most what the machine has
     ),
