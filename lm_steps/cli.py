@@ -319,7 +319,10 @@ def cmd_train(args) -> int:
     leader = int(os.environ.get("RANK", "0")) == 0  # under torchrun, rank 0 owns the folder
     lock = _RunLock(out) if leader and out.is_dir() else None  # taken at once, before any long work
     try:
-        return _train(args, out, lock, leader)
+        status = _train(args, out, lock, leader)
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.barrier()  # leave together: a rank that exits while another still talks can abort
+        return status
     finally:
         if lock is not None:
             lock.release()
