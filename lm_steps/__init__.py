@@ -56,7 +56,7 @@ sys.modules.setdefault(__name__ + ".train", _MovedModule(__name__ + ".train", __
 sys.modules.setdefault(__name__ + ".evaluate", _MovedModule(__name__ + ".evaluate", __name__ + ".evaluation"))
 
 from .bigram import CountingBigram, NeuralBigram
-from .checkpoint import gpt_from_checkpoint, load_checkpoint, save_checkpoint
+from .checkpoint import gpt_from_checkpoint, load_checkpoint, load_model, save_checkpoint, save_model
 from .config import TrainConfig
 from .evaluation import evaluate, evaluate_stream
 from .gpt import GPT, GPTConfig
@@ -78,7 +78,7 @@ __all__ = [
     "CharTokenizer", "train_bpe", "save_bpe", "load_bpe", "pretrained_encoding",
     # training, sampling, evaluation, checkpoints
     "TrainConfig", "train", "fit", "generate", "complete", "beam_search", "sample_words",
-    "evaluate", "evaluate_stream", "save_checkpoint", "load_checkpoint", "gpt_from_checkpoint",
+    "evaluate", "evaluate_stream", "save_checkpoint", "load_checkpoint", "gpt_from_checkpoint", "save_model", "load_model",
     # devices, seeds, profiles, notebooks
     "PROFILES", "auto_device", "by_profile", "get_profile", "make_generator", "set_seed", "show",
 ]
