@@ -85,7 +85,7 @@ def lr_range(lrs, losses, *, ax=None, smooth: int = 20, title: str | None = None
         ax.plot(lrs[smooth - 1:], np.convolve(losses, np.ones(smooth) / smooth, mode="valid"), color="C0",
                 label=f"mean of {smooth}")
     ax.set_xscale("log")
-    ax.set_xlabel("learning rate")
+    ax.set_xlabel("learning rate (log scale)")
     ax.set_ylabel("loss (nats per token)")
     ax.set_title(title or "learning-rate range test")
     ax.legend()
@@ -93,11 +93,17 @@ def lr_range(lrs, losses, *, ax=None, smooth: int = 20, title: str | None = None
 
 
 def _hist_lines(ax, series, xlabel, title, bins=100):
+    """One density line per (label, values); values far from 1 in size are drawn in a unit of 10^k that the
+    x label names, so no axis needs a bare multiplier such as 1e-5 in its corner."""
+    series = [(label, np.asarray(values, dtype=float).ravel()) for label, values in series]
+    top = max((np.nanmax(np.abs(v)) for _, v in series if v.size), default=0.0)
+    k = int(np.floor(np.log10(top))) if np.isfinite(top) and top > 0 and not 1e-2 <= top < 1e3 else 0
     for label, values in series:
-        counts, edges = np.histogram(np.asarray(values, dtype=float).ravel(), bins=bins, density=True)
+        counts, edges = np.histogram(values / 10.0 ** k, bins=bins, density=True)
         ax.plot((edges[:-1] + edges[1:]) / 2, counts, label=label)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel("density")
+    ax.set_xlabel(xlabel if k == 0 else f"{xlabel} (units of 1e{k})")
+    ax.set_ylabel("density (per unit of the x axis)")
+    ax.ticklabel_format(axis="both", style="plain", useOffset=False)
     ax.set_title(title)
     ax.legend(fontsize=8)
     return ax
@@ -149,7 +155,12 @@ def saturation_map(h, *, ax=None, threshold: float = 0.99, title: str | None = N
     ax = _axes(ax, (10, 3))
     t = np.asarray(h.detach().cpu() if hasattr(h, "detach") else h)
     t = t.reshape(-1, t.shape[-1])  # (N, C)
-    ax.imshow(np.abs(t) > threshold, cmap="gray", interpolation="nearest", aspect="auto")
+    from matplotlib.colors import ListedColormap
+
+    im = ax.imshow((np.abs(t) > threshold).astype(float), cmap=ListedColormap(["black", "white"]), vmin=0, vmax=1,
+                   interpolation="nearest", aspect="auto")
+    bar = ax.figure.colorbar(im, ax=ax, ticks=[0.25, 0.75], fraction=0.046, pad=0.02)
+    bar.ax.set_yticklabels([f"|h| ≤ {threshold:g}", f"|h| > {threshold:g}"])
     ax.set_xlabel("hidden unit")
     ax.set_ylabel("example")
     ax.set_title(title or f"|h| > {threshold} (white): {np.mean(np.abs(t) > threshold):.1%} saturated")
@@ -189,6 +200,9 @@ def similarity_heatmap(sim, labels: Sequence[str], *, ax=None, order: Sequence[i
     ticks = [labels[i] for i in order]
     ax.set_xticks(range(len(order)), ticks)
     ax.set_yticks(range(len(order)), ticks)
-    ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    ax.set_xlabel("character")
+    ax.set_ylabel("character")
+    bar = ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    bar.set_label("max(0, cosine similarity)" if relu else "cosine similarity")
     ax.set_title(title or ("ReLU(cosine similarity)" if relu else "cosine similarity"))
     return ax
