@@ -67,7 +67,7 @@ from .sample import complete, generate, sample_words
 from .tokenizers import CharTokenizer, load_bpe, pretrained_encoding, save_bpe, train_bpe
 from .runs import train
 from .training import fit
-from .utils import PROFILES, auto_device, by_profile, get_profile, make_generator, set_seed
+from .utils import PROFILES, auto_device, by_profile, get_profile, make_generator, set_seed, set_threads
 from .wavenet import WaveNet, WaveNetConfig
 
 __version__ = "0.1.0"
@@ -80,6 +80,6 @@ __all__ = [
     "TrainConfig", "train", "fit", "generate", "complete", "beam_search", "sample_words",
     "evaluate", "evaluate_stream", "save_checkpoint", "load_checkpoint", "gpt_from_checkpoint", "save_model", "load_model",
     # devices, seeds, profiles, notebooks
-    "PROFILES", "auto_device", "by_profile", "get_profile", "make_generator", "set_seed", "show",
+    "PROFILES", "auto_device", "by_profile", "get_profile", "make_generator", "set_seed", "set_threads", "show",
 ]
 

@@ -60,7 +60,8 @@ from .tokenizers import (WIKITEXT_SPECIALS, CharTokenizer, encoding_from_dict, e
                          train_bpe)
 from .runs import check_resumable, setup_distributed, train
 from .sizes import sizes
-from .utils import PROFILES, atomic_write, auto_device, eval_mode, get_profile, make_generator
+from .utils import (PROFILES, THREADS_ENV, atomic_write, auto_device, eval_mode, get_profile, make_generator,
+                    set_threads)
 from .wikitext import count_words, split_articles, token_stream
 
 __all__ = ["DATASETS", "CHAR_CONFIGS", "BPE_CONFIGS", "CLIError", "DEBUG_ENV", "main"]
@@ -97,7 +98,6 @@ BPE_CONFIGS = {profile: _bpe_preset(profile) for profile in PROFILES}
 CHECKPOINT, RUN = "ckpt.pt", "run.json"
 BEST, CONFIG, LOG, CURVE = "best.pt", "config.json", "log.jsonl", "loss.png"
 DEBUG_ENV = "LM_STEPS_DEBUG"  # LM_STEPS_DEBUG=1 (or --debug) prints the traceback behind an error
-THREADS_ENV = "LM_STEPS_THREADS"  # torch's CPU threads (also --threads)
 #: The fields ``train`` takes as options (``--n_layer 4`` or ``--n-layer 4``, as nanoGPT's configurator):
 #: every GPTConfig field but the vocabulary (the tokenizer's; for WikiText the BPE's size) and every TrainConfig field.
 MODEL_FIELDS = tuple(f for f in fields(GPTConfig))
@@ -835,24 +835,14 @@ def _metavar(f) -> str:
     return {"int": "N", "float": "X", "bool": "BOOL"}.get(str(f.type).split("|")[0].strip(), "VALUE")
 
 
-def _threads(args) -> int | None:
-    """The thread count asked for (--threads, else LM_STEPS_THREADS), checked; else the default."""
+def _threads(args) -> int:
+    """Set torch's CPU threads: --threads, else LM_STEPS_THREADS, else the default of
+    :func:`~lm_steps.utils.set_threads`; return the number."""
     given = getattr(args, "threads", None)
-    name = "--threads"
-    if given is None and os.environ.get(THREADS_ENV, "").strip():
-        name, given = THREADS_ENV, os.environ[THREADS_ENV].strip()
-        try:
-            given = int(given)
-        except ValueError:
-            raise CLIError(f"{THREADS_ENV}={os.environ[THREADS_ENV]!r} must be a whole number of threads >= 1, "
-                           f"e.g. {THREADS_ENV}=2; unset it for the default") from None
     if given is None:
-        try:
-            usable = len(os.sched_getaffinity(0))
-        except AttributeError:  # not Linux
-            usable = os.cpu_count() or 1
-        return min(torch.get_num_threads(), usable)
-    check_int(name, given, minimum=1)
+        return set_threads()  # a bad LM_STEPS_THREADS is a ValueError: one line, status 2
+    check_int("--threads", given, minimum=1)
+    torch.set_num_threads(given)
     return given
 
 
@@ -879,7 +869,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = getattr(args, "debug", False) or os.environ.get(DEBUG_ENV, "").strip().lower() not in ("", "0", "false")
     try:
         _check_args(args)
-        torch.set_num_threads(_threads(args))
+        _threads(args)
         return args.run(args)
     except KeyboardInterrupt:
         print(file=sys.stderr)

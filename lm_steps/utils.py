@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 __all__ = ["PROFILES", "auto_device", "eval_mode", "unwrap", "atomic_write", "remove_stale_temps", "set_seed",
-           "make_generator", "get_profile", "by_profile", "profile_table"]
+           "make_generator", "get_profile", "by_profile", "profile_table", "THREADS_ENV", "set_threads"]
 
 PROFILES = ("smoke", "cpu", "gpu")
 T = TypeVar("T")
@@ -107,6 +107,32 @@ def remove_stale_temps(folder: str | os.PathLike, pattern: str) -> list[Path]:
         except OSError:
             continue
     return removed
+
+
+THREADS_ENV = "LM_STEPS_THREADS"
+
+
+def set_threads(preferred: int | None = None) -> int:
+    """Set torch's CPU threads and return the number: ``LM_STEPS_THREADS`` if it is set, else
+    ``preferred`` (what suits the work at hand, e.g. 1 for small matrices), else the CPUs this
+    process may use; never more than those CPUs unless the variable asks for more."""
+    given = os.environ.get(THREADS_ENV, "").strip()
+    if given:
+        try:
+            n = int(given)
+        except ValueError:
+            n = 0
+        if n < 1:
+            raise ValueError(f"{THREADS_ENV}={given!r} must be a whole number of threads >= 1, e.g. "
+                             f"{THREADS_ENV}=2; unset it for the default")
+    else:
+        try:
+            usable = len(os.sched_getaffinity(0))
+        except AttributeError:  # not Linux
+            usable = os.cpu_count() or 1
+        n = min(usable, torch.get_num_threads() if preferred is None else preferred)
+    torch.set_num_threads(n)
+    return n
 
 
 def set_seed(seed: int) -> None:

@@ -143,7 +143,7 @@ def test_threads_option_and_environment(text_file, tmp_path, capsys, monkeypatch
         monkeypatch.setenv(cli.THREADS_ENV, "1")
         assert cli._threads(cli._parser().parse_args(["train", "--out", str(tmp_path)])) == 1
         monkeypatch.setenv(cli.THREADS_ENV, "lots")
-        with pytest.raises(cli.CLIError, match="LM_STEPS_THREADS='lots'"):
+        with pytest.raises(ValueError, match="LM_STEPS_THREADS='lots'"):
             cli._threads(cli._parser().parse_args(["train", "--out", str(tmp_path)]))
         monkeypatch.delenv(cli.THREADS_ENV)
         default = cli._threads(cli._parser().parse_args(["train", "--out", str(tmp_path)]))
