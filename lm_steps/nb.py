@@ -1,5 +1,6 @@
-"""Notebook helpers: show the package's own source instead of pasting copies of it, and show
-figures with alternative text."""
+"""Notebook helpers: show the package's own source instead of pasting copies of it, show
+figures with alternative text (after checking they can be read), and turn a name that an
+earlier cell defines into a message naming that cell (:func:`guard`)."""
 from __future__ import annotations
 
 import base64
@@ -8,7 +9,7 @@ import inspect
 import io
 import re
 
-__all__ = ["show", "Source", "show_figure", "check_figure", "FigureError"]
+__all__ = ["show", "Source", "show_figure", "check_figure", "FigureError", "guard", "where_defined"]
 
 
 class Source:
@@ -188,3 +189,98 @@ def _check_bars(ax, name: str) -> None:
         if scale == "linear" and low > 0 and not ax.texts:
             raise FigureError(f"{name}: the bars' axis starts at {low:g}, not 0, so their lengths mislead; "
                               f"start it at 0 or print each value on its bar (ax.bar_label(bars))")
+
+
+def where_defined(notebook: dict) -> dict[str, tuple[int, str]]:
+    """Each name a code cell of ``notebook`` (its JSON) binds at top level -> (the first such cell's
+    number, counting code cells from 1, the heading of the section it is in)."""
+    import ast
+
+    found: dict[str, tuple[int, str]] = {}
+    heading, number = "the start", 0
+    for cell in notebook.get("cells", []):
+        source = "".join(cell.get("source", []))
+        if cell.get("cell_type") == "markdown":
+            titles = re.findall(r"^#{1,3} (.+)$", source, re.M)
+            heading = titles[-1].strip() if titles else heading
+            continue
+        if cell.get("cell_type") != "code":
+            continue
+        number += 1
+        code = "\n".join(line for line in source.splitlines() if not line.lstrip().startswith(("%", "!")))
+        try:
+            tree = ast.parse(code)
+        except SyntaxError:  # a cell with a deliberate error, or IPython syntax
+            continue
+        for node in _statements(tree.body):
+            for name in _bound(node):
+                found.setdefault(name, (number, heading))
+    return found
+
+
+def _statements(body):
+    """The statements of ``body`` and of the blocks inside it (if, for, while, with, try), not of
+    function or class bodies: what runs at a cell's top level."""
+    import ast
+
+    for node in body:
+        yield node
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            continue
+        for field in ("body", "orelse", "finalbody"):
+            yield from _statements(getattr(node, field, []) or [])
+        for handler in getattr(node, "handlers", []) or []:
+            yield from _statements(handler.body)
+
+
+def _bound(node) -> list[str]:
+    import ast
+
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return [node.name]
+    if isinstance(node, (ast.Import, ast.ImportFrom)):
+        return [(a.asname or a.name).split(".")[0] for a in node.names]
+    if isinstance(node, ast.Assign):
+        targets = node.targets
+    elif isinstance(node, (ast.AnnAssign, ast.AugAssign, ast.For)):
+        targets = [node.target]
+    elif isinstance(node, ast.With):
+        targets = [item.optional_vars for item in node.items if item.optional_vars is not None]
+    else:
+        targets = []
+    names = []
+    for target in targets:
+        names += [n.id for n in ast.walk(target) if isinstance(n, ast.Name)]
+    return names
+
+
+def guard(notebook: str) -> None:
+    """In IPython, answer a ``NameError`` for a name that an earlier cell of ``notebook`` (a file
+    name in this folder, e.g. ``"05_shakespeare_gpt.ipynb"``) defines with one line naming that
+    cell and its section, instead of a traceback: what a learner sees after a restart. Elsewhere
+    (plain Python, or the file not found) it does nothing."""
+    import json
+    from pathlib import Path
+
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is None:
+        return
+    path = Path(notebook)
+    if not path.exists():
+        return
+    found = where_defined(json.loads(path.read_text(encoding="utf-8")))
+
+    def handler(shell, etype, value, tb, tb_offset=None):
+        name = getattr(value, "name", None) or (re.findall(r"name '(\w+)' is not defined", str(value)) or [None])[0]
+        if name in found:
+            cell, section = found[name]
+            print(f"NameError: `{name}` is defined by code cell {cell} of this notebook (section "
+                  f"\"{section}\"); run that cell, or Run All Above, first.")
+            return None
+        return shell.showtraceback((etype, value, tb), tb_offset=tb_offset)
+
+    shell.set_custom_exc((NameError,), handler)
