@@ -191,12 +191,12 @@ def _check_bars(ax, name: str) -> None:
                               f"start it at 0 or print each value on its bar (ax.bar_label(bars))")
 
 
-def where_defined(notebook: dict) -> dict[str, tuple[int, str]]:
+def where_defined(notebook: dict) -> dict[str, tuple[int, str, str]]:
     """Each name a code cell of ``notebook`` (its JSON) binds at top level -> (the first such cell's
-    number, counting code cells from 1, the heading of the section it is in)."""
+    number, counting code cells from 1; the heading of the section it is in; its first line)."""
     import ast
 
-    found: dict[str, tuple[int, str]] = {}
+    found: dict[str, tuple[int, str, str]] = {}
     heading, number = "the start", 0
     for cell in notebook.get("cells", []):
         source = "".join(cell.get("source", []))
@@ -212,9 +212,11 @@ def where_defined(notebook: dict) -> dict[str, tuple[int, str]]:
             tree = ast.parse(code)
         except SyntaxError:  # a cell with a deliberate error, or IPython syntax
             continue
+        first = next((line.strip() for line in code.splitlines() if line.strip() and not line.strip().startswith("#")),
+                     "")
         for node in _statements(tree.body):
             for name in _bound(node):
-                found.setdefault(name, (number, heading))
+                found.setdefault(name, (number, heading, first[:60] + ("..." if len(first) > 60 else "")))
     return found
 
 
@@ -277,9 +279,9 @@ def guard(notebook: str) -> None:
     def handler(shell, etype, value, tb, tb_offset=None):
         name = getattr(value, "name", None) or (re.findall(r"name '(\w+)' is not defined", str(value)) or [None])[0]
         if name in found:
-            cell, section = found[name]
-            print(f"NameError: `{name}` is defined by code cell {cell} of this notebook (section "
-                  f"\"{section}\"); run that cell, or Run All Above, first.")
+            cell, section, first = found[name]
+            print(f"NameError: `{name}` comes from an earlier cell: code cell {cell}, in section \"{section}\", "
+                  f"the one that starts `{first}`. Run it first (or Run > Run All Above).")
             return None
         return shell.showtraceback((etype, value, tb), tb_offset=tb_offset)
 

@@ -20,9 +20,9 @@ def test_names_map_to_their_first_cell_and_section():
              ("markdown", "## 2. Data\ntext"), ("code", "for i in range(3):\n    pass\ndef f():\n    return y\n"),
              ("code", "with open('a') as fh:\n    pass\nx, (z, w) = 1, (2, 3)\n%time q = 1"))
     found = where_defined(nb)
-    assert found["torch"] == (1, "Title") and found["x"] == (1, "Title")
-    assert found["i"] == (2, "2. Data") and found["f"] == (2, "2. Data")
-    assert found["fh"] == (3, "2. Data") and found["z"] == (3, "2. Data") and "y" not in found
+    assert found["torch"] == (1, "Title", "import torch") and found["x"][:2] == (1, "Title")
+    assert found["i"] == (2, "2. Data", "for i in range(3):") and found["f"][:2] == (2, "2. Data")
+    assert found["fh"][:2] == (3, "2. Data") and found["z"][:2] == (3, "2. Data") and "y" not in found
 
 
 def test_a_missing_name_gets_the_cell_to_run(tmp_path, capsys, monkeypatch):
@@ -38,7 +38,8 @@ def test_a_missing_name_gets_the_cell_to_run(tmp_path, capsys, monkeypatch):
         shell.run_cell("from lm_steps.nb import guard; guard('nb.ipynb')")
         result = shell.run_cell("print(len(data))")
         out = capsys.readouterr().out
-        assert "`data` is defined by code cell 1 of this notebook (section \"1. Data\")" in out
+        assert "`data` comes from an earlier cell: code cell 1, in section \"1. Data\", the one that starts " \
+               "`data = [1, 2, 3]`" in out
         assert "Traceback" not in out and result.error_in_exec is not None
         shell.run_cell("print(undefined_elsewhere)")
         assert "undefined_elsewhere" in capsys.readouterr().out  # a name no cell defines: the usual traceback
