@@ -103,8 +103,9 @@ $(STAMP): $(PY) pyproject.toml
 	@echo "torch: $(TORCH_WANT) ($(TORCH_WHY))"
 	$(PY) -m pip install $(if $(filter --index-url,$(TORCH_WANT)),$(foreach w,$(TORCH_WANT),'$(w)'),'$(TORCH_SPEC)')
 	$(PY) -m pip install -e '.[$(EXTRAS)]'
-	@$(PY) -m ipykernel install --user --name $(KERNEL) --display-name "Python (lm-steps)" >/dev/null 2>&1 \
-		&& echo "registered the Jupyter kernel '$(KERNEL)' (this environment's Python)" \
+	@# inside the environment (--sys-prefix), not user-wide: another checkout's environment keeps its own
+	@$(PY) -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python (lm-steps: $(CURDIR))" >/dev/null 2>&1 \
+		&& echo "registered the Jupyter kernel '$(KERNEL)' in $(ENV_DIR) (this environment's Python; its own Jupyter lists it)" \
 		|| echo "note: the Jupyter kernel '$(KERNEL)' was not registered (is ipykernel installed?)"
 	@echo '$(TORCH_WANT) | $(EXTRAS)' > $(STAMP)
 

@@ -48,3 +48,14 @@ def test_torch_index_given_wins(tmp_path):
     assert "--index-url" not in choice(tmp_path, None, "TORCH_INDEX=")  # empty: PyPI
     assert "--index-url https://example.org/whl" in choice(tmp_path, True, "TORCH_INDEX=https://example.org/whl")
     assert "torch==2.5.1 --index-url" in choice(tmp_path, False, "TORCH_SPEC=torch==2.5.1")
+
+
+def test_the_kernel_is_registered_inside_the_environment(tmp_path):
+    """A user-wide kernel would be taken over by the next checkout's `make install`."""
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "TORCH_INDEX",
+                                                           "TORCH_SPEC")}
+    env["VIRTUAL_ENV"] = str(tmp_path / "venv")
+    out = subprocess.run(["make", "-n", "-C", str(ROOT), "install"], env=env, capture_output=True, text=True,
+                         check=True).stdout
+    line = next(line for line in out.splitlines() if "ipykernel install" in line)
+    assert "--sys-prefix" in line and "--user" not in line and str(ROOT) in line
