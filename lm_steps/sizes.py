@@ -147,16 +147,19 @@ TABLE: dict[str, dict[str, Any]] = {
         stride=Per(32, 64, 128),  # sliding-window step
         eval_batch=Per(16, 32, 32),
         gen_tokens=Per(24, 60, 80),
-        # the schedule / label smoothing / positions comparison: a smaller GPT, the same steps for each variant
+        # the schedule / label smoothing / positions comparison: a smaller GPT, the same steps for each variant and
+        # seed (the steps at least three times the warmup); three seeds: narrower, shorter batches than one run each
         cmp_layers=Per(2, 2, 4),
         cmp_heads=Per(2, 4, 8),
-        cmp_embd=Per(64, 96, 256),
-        cmp_iters=Per(150, 150, 1000),
-        schedule_gap=Per(0.05, 0.1, 0.15),  # the largest validation gap between the two schedules
+        cmp_embd=Per(64, 64, 256),
+        cmp_batch=Per(8, 8, 32),
+        cmp_iters=Per(100, 360, 1000),
+        cmp_warmup=Per(20, 60, 200),
+        cmp_seeds=3,
         # what the measurements must show: the largest ratio of a pretrained tokenizer's bytes per token to ours,
         # and the highest test word-level perplexity (sliding window) of the trained model
         compression_gap=Per(2.5, 1.15, 1.15),
-        max_word_ppl=Per(20_000, 320, 100),
+        max_word_ppl=Per(12_000, 320, 100),
     ),
 
     # ---- 07 GPT grows up
