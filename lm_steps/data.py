@@ -26,9 +26,8 @@ from pathlib import Path
 from typing import Sequence
 
 import torch
-from tqdm.auto import tqdm
 
-from .utils import atomic_write, remove_stale_temps
+from .utils import atomic_write, progress_bar, remove_stale_temps
 
 __all__ = [
     "DataFile", "DATASETS", "DataError", "ChecksumError", "DataUnavailableError",
@@ -138,7 +137,7 @@ def _download(spec: DataFile, dest: Path, progress: bool) -> None:
         response = urllib.request.urlopen(spec.url, timeout=60)
     except (urllib.error.URLError, OSError, http.client.HTTPException) as err:
         raise unavailable(err) from err
-    with response, atomic_write(dest) as out, tqdm(
+    with response, atomic_write(dest) as out, progress_bar(
         total=spec.size, unit="B", unit_scale=True, desc=Path(spec.path).name, disable=not progress
     ) as bar:
         try:

@@ -16,11 +16,10 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-from tqdm.auto import tqdm
 
 from .checkpoint import gpt_from_checkpoint
 from .losses import IGNORE_INDEX, lm_loss
-from .utils import eval_mode
+from .utils import eval_mode, progress_bar
 
 __all__ = ["evaluate", "token_nlls", "evaluate_stream", "nll_metrics",
            "evaluate_checkpoints", "distinct_ngrams"]
@@ -93,7 +92,8 @@ def token_nlls(model: torch.nn.Module, tokens: torch.Tensor, *, block_size: int 
         start += stride
     nll = torch.empty(N, dtype=torch.float32)
     context = torch.empty(N, dtype=torch.long)
-    with eval_mode(model), tqdm(total=len(windows), desc="evaluate", unit="window", disable=not progress) as bar:
+    with eval_mode(model), progress_bar(total=len(windows), desc="evaluate", unit="window",
+                                        disable=not progress) as bar:
         i = 0
         while i < len(windows):
             length = windows[i][1]
@@ -159,7 +159,7 @@ def evaluate_checkpoints(folder: str | os.PathLike, tokens: torch.Tensor, *, pat
     if not paths:
         raise FileNotFoundError(f"no checkpoints matching {pattern!r} in {folder}")
     results = []
-    bar = tqdm(total=len(paths), desc="checkpoints", unit="ckpt") if progress else None
+    bar = progress_bar(total=len(paths), desc="checkpoints", unit="ckpt") if progress else None
     for path in paths:
         model, ckpt = load(path, device=device)
         metrics = evaluate_stream(model, tokens, device=device, **stream_kw)

@@ -19,13 +19,12 @@ import warnings
 from typing import Callable
 
 import torch
-from tqdm.auto import tqdm
 
 from .config import OPTIMIZERS, SCHEDULES, Recipe, Schedule, TrainConfig, lr_at
 from .evaluation import evaluate
 from .fixed_context import FixedContextLM, LastPosition
 from .losses import lm_loss
-from .utils import eval_mode
+from .utils import eval_mode, progress_bar
 
 __all__ = ["train_loop", "StepLog", "fit", "adamw", "clip_grads", "estimate_loss", "grad_norm", "check_finite",
            "check_lr", "train_recipe", "TrainConfig", "Recipe", "Schedule", "lr_at", "SCHEDULES"]
@@ -91,7 +90,7 @@ class StepLog:
         self.names, self.params = zip(*[(n, p) for n, p in model.named_parameters() if p.requires_grad])
         self.opt, self.pending, self.failed = opt, [], None  # pending: (step, lr, loss on the device)
         self.on_device = getattr(opt, "_step_supports_amp_scaling", False)  # fused: takes opt.found_inf
-        self.bar = tqdm(total=total, initial=self.next_step, desc="train") if progress else None
+        self.bar = progress_bar(total=total, initial=self.next_step, desc="train") if progress else None
 
     @property
     def next_step(self) -> int:

@@ -5,6 +5,7 @@ import contextlib
 import os
 import random
 import secrets
+import sys
 from pathlib import Path
 from typing import IO, Iterator, TypeVar
 
@@ -12,7 +13,7 @@ import numpy as np
 import torch
 
 __all__ = ["PROFILES", "auto_device", "eval_mode", "unwrap", "atomic_write", "remove_stale_temps", "set_seed",
-           "make_generator", "get_profile", "by_profile", "profile_table", "THREADS_ENV", "set_threads"]
+           "make_generator", "get_profile", "by_profile", "profile_table", "THREADS_ENV", "set_threads", "progress_bar"]
 
 PROFILES = ("smoke", "cpu", "gpu")
 T = TypeVar("T")
@@ -107,6 +108,48 @@ def remove_stale_temps(folder: str | os.PathLike, pattern: str) -> list[Path]:
         except OSError:
             continue
     return removed
+
+
+def progress_bar(**kw):
+    """A text progress bar (``tqdm``) for the package's long loops.
+
+    On a terminal it is tqdm's usual bar on standard error. In a Jupyter kernel it is one line of
+    text that is redrawn in place (a display that updates), so a saved or exported notebook shows
+    the bar's last state ("100% 150/150 ...") and never a widget's first ("0%"). It redraws at
+    most once a second (``mininterval``).
+    """
+    import sys
+
+    from tqdm import tqdm
+
+    kw.setdefault("mininterval", 1.0)
+    if "file" not in kw:
+        kw["file"] = _NotebookLine() if _in_kernel() else sys.stderr
+    return tqdm(**kw)
+
+
+def _in_kernel() -> bool:
+    shell = sys.modules.get("IPython") and sys.modules["IPython"].get_ipython()
+    return type(shell).__name__ == "ZMQInteractiveShell"
+
+
+class _NotebookLine:
+    """A file for tqdm that shows the latest line it wrote as one display, updated in place."""
+
+    def __init__(self):
+        self.text, self.handle = "", None
+        self.encoding = "utf-8"  # tqdm then draws its unicode blocks
+
+    def write(self, s: str) -> None:
+        self.text = (self.text + s).split("\r")[-1].strip("\n") or self.text
+
+    def flush(self) -> None:
+        from IPython.display import Pretty, display
+
+        if self.handle is None:
+            self.handle = display(Pretty(self.text), display_id=True)
+        else:
+            self.handle.update(Pretty(self.text))
 
 
 THREADS_ENV = "LM_STEPS_THREADS"
