@@ -66,3 +66,22 @@ def test_moved_names_warn_from_their_old_module():
     assert beam_search is inference.beam_search
     with pytest.raises(AttributeError):
         sample.no_such_name  # noqa: B018
+
+
+def test_the_transposed_output_layer_gives_the_same_logits_and_restores_the_model():
+    from lm_steps.gpt import GPT, GPTConfig
+    from lm_steps.inference import transposed_output_layer
+
+    for bias in (False, True):
+        model = GPT(GPTConfig(vocab_size=97, block_size=16, n_layer=1, n_head=2, n_embd=16, bias=bias),
+                    generator=torch.Generator().manual_seed(0)).eval()
+        if bias:  # an output layer with a bias (the GPT ties it to the embedding, without one)
+            model.lm_head = torch.nn.Linear(16, 97, bias=True)
+        idx = torch.randint(0, 97, (3, 16), generator=torch.Generator().manual_seed(1))
+        with torch.no_grad():
+            expected = model(idx)[0]
+            with transposed_output_layer(model):
+                assert "forward" in vars(model.lm_head)
+                got = model(idx)[0]
+        torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+        assert "forward" not in vars(model.lm_head)  # the module is as it was
