@@ -48,9 +48,11 @@ def bigram_heatmap(table, labels: Sequence[str], *, ax=None, fmt: str = "{:d}", 
 
 
 def loss_curve(history: dict, *, ax=None, smooth: int = 1, log_y: bool = False, title: str | None = None,
-               reference: dict[str, float] | None = None):
+               reference: dict[str, float] | None = None, unit: str = "nats per token",
+               reference_at: str = "start"):
     """Training loss per step (optionally a moving average over ``smooth`` steps) and, if the
-    history has them, validation points; ``reference`` draws labelled horizontal lines."""
+    history has them, validation points; ``reference`` draws labelled horizontal lines, their labels
+    at the ``reference_at`` ("start" or "end") of the x axis; ``unit`` names the loss's unit."""
     ax = _axes(ax, (7, 4))
     steps, loss = np.asarray(history["step"]), np.asarray(history["loss"], dtype=float)
     if smooth > 1 and len(loss) >= smooth:
@@ -59,13 +61,17 @@ def loss_curve(history: dict, *, ax=None, smooth: int = 1, log_y: bool = False, 
     ax.plot(steps, loss, label="train" + (f" (mean of {smooth})" if smooth > 1 else ""))
     if history.get("val_loss"):
         ax.plot(history["val_step"], history["val_loss"], "o-", label="validation")
+    if reference_at not in ("start", "end"):
+        raise ValueError(f"reference_at must be 'start' or 'end', got {reference_at!r}")
+    x_ref = (steps[0] if reference_at == "start" else steps[-1]) if len(steps) else 0
     for name, y in (reference or {}).items():
         ax.axhline(y, color="gray", ls="--", lw=1)
-        ax.annotate(name, (steps[0] if len(steps) else 0, y), va="bottom", color="gray", fontsize=8)
+        ax.annotate(name, (x_ref, y), va="bottom", ha="left" if reference_at == "start" else "right",
+                    color="gray", fontsize=8)
     if log_y:
         ax.set_yscale("log")
     ax.set_xlabel("step")
-    ax.set_ylabel("loss (nats per token)")
+    ax.set_ylabel(f"loss ({unit}{', log scale' if log_y else ''})")
     if title:
         ax.set_title(title)
     ax.legend()
@@ -73,7 +79,7 @@ def loss_curve(history: dict, *, ax=None, smooth: int = 1, log_y: bool = False, 
 
 
 # ----------------------------------------------------------------------------- stages 3-4: diagnostics
-def lr_range(lrs, losses, *, ax=None, smooth: int = 20, title: str | None = None):
+def lr_range(lrs, losses, *, ax=None, smooth: int = 20, title: str | None = None, unit: str = "nats per token"):
     """Loss against an exponentially growing learning rate (log x axis), smoothed over ``smooth`` steps.
 
     The good rates are where the curve is low and still falling, before it turns up or explodes.
@@ -86,7 +92,7 @@ def lr_range(lrs, losses, *, ax=None, smooth: int = 20, title: str | None = None
                 label=f"mean of {smooth}")
     ax.set_xscale("log")
     ax.set_xlabel("learning rate (log scale)")
-    ax.set_ylabel("loss (nats per token)")
+    ax.set_ylabel(f"loss ({unit})")
     ax.set_title(title or "learning-rate range test")
     ax.legend()
     return ax
