@@ -241,13 +241,16 @@ def similarity_heatmap(sim, labels: Sequence[str], *, ax=None, order: Sequence[i
         s = s.copy()
         np.fill_diagonal(s, np.nan)
     s = s[np.ix_(order, order)]
+    import matplotlib
+
+    colours = cmap or ("viridis" if relu else "RdBu_r")
+    colours = (matplotlib.colormaps[colours] if isinstance(colours, str) else colours).with_extremes(bad="lightgray")
     if relu:
         s = np.maximum(s, 0)  # NaN stays NaN
-        im = ax.imshow(s, cmap=cmap or "viridis", vmin=0, vmax=1)
+        im = ax.imshow(s, cmap=colours, vmin=0, vmax=1)
     else:
         lim = float(np.nanmax(np.abs(s))) if np.isfinite(s).any() else 1.0
-        im = ax.imshow(s, cmap=cmap or "RdBu_r", vmin=-lim, vmax=lim)
-    im.cmap.set_bad("lightgray")
+        im = ax.imshow(s, cmap=colours, vmin=-lim, vmax=lim)
     ticks = [labels[i] for i in order]
     ax.set_xticks(range(len(order)), ticks)
     ax.set_yticks(range(len(order)), ticks)
