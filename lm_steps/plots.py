@@ -48,9 +48,11 @@ def bigram_heatmap(table, labels: Sequence[str], *, ax=None, fmt: str = "{:d}", 
 
 
 def loss_curve(history: dict, *, ax=None, smooth: int = 1, log_y: bool = False, title: str | None = None,
-               reference: dict[str, float] | None = None):
+               reference: dict[str, float] | None = None, unit: str = "nats per token",
+               reference_at: str = "start"):
     """Training loss per step (optionally a moving average over ``smooth`` steps) and, if the
-    history has them, validation points; ``reference`` draws labelled horizontal lines."""
+    history has them, validation points; ``reference`` draws labelled horizontal lines, their labels
+    at the ``reference_at`` ("start" or "end") of the x axis; ``unit`` names the loss's unit."""
     ax = _axes(ax, (7, 4))
     steps, loss = np.asarray(history["step"]), np.asarray(history["loss"], dtype=float)
     if smooth > 1 and len(loss) >= smooth:
@@ -59,13 +61,17 @@ def loss_curve(history: dict, *, ax=None, smooth: int = 1, log_y: bool = False, 
     ax.plot(steps, loss, label="train" + (f" (mean of {smooth})" if smooth > 1 else ""))
     if history.get("val_loss"):
         ax.plot(history["val_step"], history["val_loss"], "o-", label="validation")
+    if reference_at not in ("start", "end"):
+        raise ValueError(f"reference_at must be 'start' or 'end', got {reference_at!r}")
+    x_ref = (steps[0] if reference_at == "start" else steps[-1]) if len(steps) else 0
     for name, y in (reference or {}).items():
         ax.axhline(y, color="gray", ls="--", lw=1)
-        ax.annotate(name, (steps[0] if len(steps) else 0, y), va="bottom", color="gray", fontsize=8)
+        ax.annotate(name, (x_ref, y), va="bottom", ha="left" if reference_at == "start" else "right",
+                    color="gray", fontsize=8)
     if log_y:
         ax.set_yscale("log")
     ax.set_xlabel("step")
-    ax.set_ylabel("loss (nats per token)")
+    ax.set_ylabel(f"loss ({unit}{', log scale' if log_y else ''})")
     if title:
         ax.set_title(title)
     ax.legend()
@@ -73,7 +79,7 @@ def loss_curve(history: dict, *, ax=None, smooth: int = 1, log_y: bool = False, 
 
 
 # ----------------------------------------------------------------------------- stages 3-4: diagnostics
-def lr_range(lrs, losses, *, ax=None, smooth: int = 20, title: str | None = None):
+def lr_range(lrs, losses, *, ax=None, smooth: int = 20, title: str | None = None, unit: str = "nats per token"):
     """Loss against an exponentially growing learning rate (log x axis), smoothed over ``smooth`` steps.
 
     The good rates are where the curve is low and still falling, before it turns up or explodes.
@@ -86,57 +92,81 @@ def lr_range(lrs, losses, *, ax=None, smooth: int = 20, title: str | None = None
                 label=f"mean of {smooth}")
     ax.set_xscale("log")
     ax.set_xlabel("learning rate (log scale)")
-    ax.set_ylabel("loss (nats per token)")
+    ax.set_ylabel(f"loss ({unit})")
     ax.set_title(title or "learning-rate range test")
     ax.legend()
     return ax
 
 
-def _hist_lines(ax, series, xlabel, title, bins=100):
+def _layer_name(name: str) -> str:
+    """A module's name without the ``model.`` of a wrapper such as LastPosition, as ``param_stats`` names it."""
+    return name[len("model."):] if name.startswith("model.") else name
+
+
+def _legend(ax, outside: bool):
+    """The axis's legend, small; ``outside``: to the right of the axis, clear of the lines."""
+    if outside:
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
+    else:
+        ax.legend(fontsize=8)
+
+
+def _hist_lines(ax, series, xlabel, title, bins=100, log_density=False, legend_outside=False):
     """One density line per (label, values); values far from 1 in size are drawn in a unit of 10^k that the
-    x label names, so no axis needs a bare multiplier such as 1e-5 in its corner."""
+    x label names, so no axis needs a bare multiplier such as 1e-5 in its corner. ``log_density``: a log y
+    axis (empty bins left out), so a wide histogram does not flatten narrow ones into a spike."""
     series = [(label, np.asarray(values, dtype=float).ravel()) for label, values in series]
     top = max((np.nanmax(np.abs(v)) for _, v in series if v.size), default=0.0)
     k = int(np.floor(np.log10(top))) if np.isfinite(top) and top > 0 and not 1e-2 <= top < 1e3 else 0
     for label, values in series:
         counts, edges = np.histogram(values / 10.0 ** k, bins=bins, density=True)
+        if log_density:
+            counts = np.where(counts > 0, counts, np.nan)
         ax.plot((edges[:-1] + edges[1:]) / 2, counts, label=label)
     ax.set_xlabel(xlabel if k == 0 else f"{xlabel} (units of 1e{k})")
-    ax.set_ylabel("density (per unit of the x axis)")
-    ax.ticklabel_format(axis="both", style="plain", useOffset=False)
+    if log_density:
+        ax.set_yscale("log")
+        ax.set_ylabel("density (per unit of the x axis, log scale)")
+        ax.ticklabel_format(axis="x", style="plain", useOffset=False)
+    else:
+        ax.set_ylabel("density (per unit of the x axis)")
+        ax.ticklabel_format(axis="both", style="plain", useOffset=False)
     ax.set_title(title)
-    ax.legend(fontsize=8)
+    _legend(ax, legend_outside)
     return ax
 
 
-def activation_histograms(stats, *, ax=None, title: str = "activation distribution"):
+def activation_histograms(stats, *, ax=None, title: str = "activation distribution", legend_outside: bool = False):
     """One histogram line per layer of :func:`lm_steps.diagnostics.layer_stats` output, labelled with
-    the layer's mean, std and share of saturated units (|h| > 0.99)."""
+    the layer's mean, std and share of saturated units (|h| > 0.99); ``legend_outside``: legend right of the axis."""
     ax = _axes(ax, (10, 4))
-    series = [(f"{s.name} ({s.kind}): mean {s.mean:+.2f}, std {s.std:.2f}, saturated {s.saturated:.1%}",
+    series = [(f"{_layer_name(s.name)} ({s.kind}): mean {s.mean:+.2f}, std {s.std:.2f}, saturated {s.saturated:.1%}",
                s.out.cpu()) for s in stats]
-    return _hist_lines(ax, series, "activation", title)
+    return _hist_lines(ax, series, "activation", title, legend_outside=legend_outside)
 
 
-def gradient_histograms(stats, *, ax=None, title: str = "gradient distribution"):
+def gradient_histograms(stats, *, ax=None, title: str = "gradient distribution", legend_outside: bool = False):
     """Histograms of the gradients flowing into each layer (``LayerStats.grad``), with mean and std."""
     ax = _axes(ax, (10, 4))
-    series = [(f"{s.name} ({s.kind}): mean {s.grad.mean().item():+.1e}, std {s.grad.std().item():.1e}",
+    series = [(f"{_layer_name(s.name)} ({s.kind}): mean {s.grad.mean().item():+.1e}, std {s.grad.std().item():.1e}",
                s.grad.cpu()) for s in stats if s.grad is not None]
-    return _hist_lines(ax, series, "gradient", title)
+    return _hist_lines(ax, series, "gradient", title, legend_outside=legend_outside)
 
 
-def weight_gradient_histograms(rows, *, ax=None, title: str = "weight gradient distribution"):
+def weight_gradient_histograms(rows, *, ax=None, title: str = "weight gradient distribution",
+                               log_density: bool = False, legend_outside: bool = False):
     """Histograms of each weight matrix's gradient (:func:`lm_steps.diagnostics.param_stats` rows),
-    labelled with its shape and gradient-to-data ratio."""
+    labelled with its shape and gradient-to-data ratio; ``log_density``: a log y axis."""
     ax = _axes(ax, (10, 4))
     series = [(f"{r['name']} {tuple(r['shape'])}: std {r['std']:.1e}, grad:data {r['ratio']:.1e}", r["grad"].cpu())
               for r in rows]
-    return _hist_lines(ax, series, "gradient", title)
+    return _hist_lines(ax, series, "gradient", title, log_density=log_density, legend_outside=legend_outside)
 
 
-def update_ratios(ratios, names: Sequence[str], *, ax=None, guide: float = -3.0, title: str | None = None):
-    """log10(update / data) per weight matrix over training, with a dashed guide line at ``guide`` (1e-3)."""
+def update_ratios(ratios, names: Sequence[str], *, ax=None, guide: float = -3.0, title: str | None = None,
+                  legend_outside: bool = False):
+    """log10(update / data) per weight matrix over training, with a dashed guide line at ``guide`` (1e-3);
+    ``legend_outside``: the legend right of the axis, clear of the lines' ends."""
     ax = _axes(ax, (10, 4))
     ratios = np.asarray(ratios, dtype=float)
     for j, name in enumerate(names):
@@ -145,7 +175,7 @@ def update_ratios(ratios, names: Sequence[str], *, ax=None, guide: float = -3.0,
     ax.set_xlabel("step")
     ax.set_ylabel("log10(std(update) / std(weight))")
     ax.set_title(title or "update-to-data ratio")
-    ax.legend(fontsize=8)
+    _legend(ax, legend_outside)
     return ax
 
 
@@ -174,8 +204,18 @@ def embedding_scatter(weight, labels: Sequence[str], *, ax=None, title: str | No
     if w.ndim != 2 or w.shape[1] != 2 or len(labels) != w.shape[0]:
         raise ValueError(f"need a (V, 2) table and V labels, got {w.shape} and {len(labels)} labels")
     ax.scatter(w[:, 0], w[:, 1], s=200, color="C0", alpha=0.4)
+    span = max(float(np.ptp(w[:, 0])), float(np.ptp(w[:, 1])), 1e-12)
+    placed = []  # label positions so far: a label that would overlap one is nudged up (twice its height at most)
     for (x, y), c in zip(w, labels):
-        ax.text(x, y, c, ha="center", va="center", fontsize=11)
+        ty = y
+        for _ in range(3):
+            if all(abs(x - px) > 0.035 * span or abs(ty - py) > 0.035 * span for px, py in placed):
+                break
+            ty += 0.04 * span
+        if ty != y:
+            ax.plot([x, x], [y, ty], color="gray", lw=0.5)
+        placed.append((x, ty))
+        ax.text(x, ty, c, ha="center", va="center", fontsize=11)
     ax.set_xlabel("embedding dimension 0")
     ax.set_ylabel("embedding dimension 1")
     ax.grid(alpha=0.3)
@@ -185,24 +225,39 @@ def embedding_scatter(weight, labels: Sequence[str], *, ax=None, title: str | No
 
 
 def similarity_heatmap(sim, labels: Sequence[str], *, ax=None, order: Sequence[int] | None = None,
-                       relu: bool = True, title: str | None = None, cmap: str = "viridis"):
+                       relu: bool = True, title: str | None = None, cmap: str | None = None,
+                       mask_diagonal: bool = False):
     """A (V, V) similarity matrix as a heatmap, rows and columns in ``order``; ``relu`` shows
-    max(0, similarity), so only the pairs pointing the same way stand out."""
+    max(0, similarity), so only the pairs pointing the same way stand out (colour map viridis, 0 to 1).
+    Without ``relu`` the colours diverge around 0 (RdBu_r, symmetric about 0 at the largest |value|
+    shown), so negative pairs show as well as positive ones. ``mask_diagonal`` leaves each item's
+    similarity with itself (1) blank, so it does not set the scale."""
     ax = _axes(ax, (7, 6))
     s = np.asarray(sim.detach().cpu() if hasattr(sim, "detach") else sim, dtype=float)
     if s.shape != (len(labels), len(labels)):
         raise ValueError(f"need a square matrix with one label per row, got {s.shape} and {len(labels)} labels")
     order = list(range(len(labels))) if order is None else list(order)
+    if mask_diagonal:
+        s = s.copy()
+        np.fill_diagonal(s, np.nan)
     s = s[np.ix_(order, order)]
+    import matplotlib
+
+    colours = cmap or ("viridis" if relu else "RdBu_r")
+    colours = (matplotlib.colormaps[colours] if isinstance(colours, str) else colours).with_extremes(bad="lightgray")
     if relu:
-        s = np.maximum(s, 0)
-    im = ax.imshow(s, cmap=cmap, vmin=0 if relu else -1, vmax=1)
+        s = np.maximum(s, 0)  # NaN stays NaN
+        im = ax.imshow(s, cmap=colours, vmin=0, vmax=1)
+    else:
+        lim = float(np.nanmax(np.abs(s))) if np.isfinite(s).any() else 1.0
+        im = ax.imshow(s, cmap=colours, vmin=-lim, vmax=lim)
     ticks = [labels[i] for i in order]
     ax.set_xticks(range(len(order)), ticks)
     ax.set_yticks(range(len(order)), ticks)
     ax.set_xlabel("character")
     ax.set_ylabel("character")
     bar = ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
-    bar.set_label("max(0, cosine similarity)" if relu else "cosine similarity")
+    bar.set_label(("max(0, cosine similarity)" if relu else "cosine similarity")
+                  + (" (diagonal blank)" if mask_diagonal else ""))
     ax.set_title(title or ("ReLU(cosine similarity)" if relu else "cosine similarity"))
     return ax
