@@ -57,10 +57,11 @@ def non_embedding_params(model: torch.nn.Module) -> int:
 
 
 def fit_scaling_law(N: Sequence[float], D: Sequence[float], loss: Sequence[float], *, delta: float = 1e-3,
-                    steps: int = 300) -> ScalingLaw:
+                    steps: int = 300, E: float | None = None) -> ScalingLaw:
     """Fit :class:`ScalingLaw` to measured losses: minimise the Huber loss (``delta``) between
     ``log L(N, D)`` and ``log loss``, writing ``A = exp(a)``, ``B = exp(b)``, ``E = exp(e)`` so each stays
-    positive, with L-BFGS from a small grid of starting points (as the paper does); the best fit wins."""
+    positive, with L-BFGS from a small grid of starting points (as the paper does); the best fit wins.
+    With ``E`` given, the irreducible loss is held at that value and only the other four are fitted."""
     if not len(N) == len(D) == len(loss) >= 5:
         raise ValueError(f"need at least 5 (N, D, loss) triples of equal length to fit 5 numbers, got "
                          f"{len(N)}, {len(D)}, {len(loss)}")
@@ -68,9 +69,13 @@ def fit_scaling_law(N: Sequence[float], D: Sequence[float], loss: Sequence[float
     target = torch.tensor(loss, dtype=torch.float64).log()
     if not bool(torch.isfinite(logN).all() & torch.isfinite(logD).all() & torch.isfinite(target).all()):
         raise ValueError("N, D and the losses must be positive and finite")
+    if E is not None and not E > 0:
+        raise ValueError(f"a fixed E must be positive, got {E}")
+    e_fixed = None if E is None else torch.tensor(math.log(E), dtype=torch.float64)
 
     def objective(p):
         e, a, b, alpha, beta = p
+        e = e if e_fixed is None else e_fixed
         # log(E + A/N^alpha + B/D^beta), each term through logsumexp for accuracy
         pred = torch.logsumexp(torch.stack([e.expand_as(logN), a - alpha * logN, b - beta * logD]), dim=0)
         return torch.nn.functional.huber_loss(pred, target, delta=delta, reduction="sum")
@@ -96,4 +101,4 @@ def fit_scaling_law(N: Sequence[float], D: Sequence[float], loss: Sequence[float
     if best is None:
         raise ValueError("no fit converged to positive exponents; measure more (N, D) points")
     e, a, b, alpha, beta = best.tolist()
-    return ScalingLaw(E=math.exp(e), A=math.exp(a), B=math.exp(b), alpha=alpha, beta=beta)
+    return ScalingLaw(E=math.exp(e) if E is None else E, A=math.exp(a), B=math.exp(b), alpha=alpha, beta=beta)

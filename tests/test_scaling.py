@@ -34,6 +34,19 @@ def test_fit_recovers_the_compute_optimal_size_of_a_known_law():
     assert abs(math.log(n_fit / n_true)) < 0.2  # within 20% inside the grid's range
 
 
+def test_fit_with_E_held_fixed_keeps_it_and_fits_the_rest():
+    law = ScalingLaw(E=1.2, A=30.0, B=80.0, alpha=0.4, beta=0.35)
+    N = [n for n in (5e3, 2e4, 5e4, 1e5) for _ in range(3)]
+    D = [d for _ in range(4) for d in (2.5e5, 5e5, 1e6)]
+    L = [predicted_loss(law, n, d) for n, d in zip(N, D)]
+    right, wrong = fit_scaling_law(N, D, L, E=1.2), fit_scaling_law(N, D, L, E=0.6)
+    assert right.E == 1.2 and wrong.E == 0.6
+    miss = lambda f: max(abs(predicted_loss(f, n, d) - l) for n, d, l in zip(N, D, L))  # noqa: E731
+    assert miss(right) < 0.01 and miss(wrong) > miss(right)
+    with pytest.raises(ValueError, match="positive"):
+        fit_scaling_law(N, D, L, E=0.0)
+
+
 @pytest.mark.parametrize("args,message", [
     (([1e3] * 4, [1e5] * 4, [3.0] * 4), "at least 5"),
     (([1e3, 2e3, 3e3, 4e3, -5e3], [1e5] * 5, [3.0] * 5), "positive and finite"),
