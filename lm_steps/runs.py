@@ -125,6 +125,9 @@ def train(model: torch.nn.Module, data, cfg: TrainConfig, *, device: str | torch
         train_loop(model, opt, batch, cfg, log, forward=forward, evaluate=evaluate, callback=after_step)
         if checkpoint_path and rank == 0:
             save(cfg.max_iters, checkpoint_path)
+    if ddp:
+        dist.barrier()  # every rank leaves together, after rank 0's last write: a rank that ends its process
+        # group while another still talks to it can abort the other (gloo's "terminate called ...")
     return history
 
 

@@ -31,6 +31,7 @@ def _worker(rank: int, world: int, folder: str) -> None:
             torch.save({"params": model.state_dict(), "val_loss": hist["val_loss"]}, os.path.join(folder, "rank0.pt"))
         else:
             assert hist["val_loss"] == []  # only rank 0 evaluates
+        dist.barrier()  # leave together: a rank that ends the group while the other still talks can abort it
     finally:
         dist.destroy_process_group()
 
