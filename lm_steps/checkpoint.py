@@ -24,7 +24,7 @@ from .utils import atomic_write, unwrap
 
 __all__ = ["FORMAT", "CheckpointError", "check_tokenizer_dict", "save_checkpoint", "load_checkpoint",
            "check_model_config", "check_fits", "restore_model",
-           "gpt_from_checkpoint", "save_model", "load_model", "MODEL_FILE"]
+           "gpt_from_checkpoint", "save_model", "load_model", "load_tokenizer", "MODEL_FILE"]
 
 MODEL_FILE = "ckpt.pt"  # the checkpoint in a model folder (save_model) or a run folder (lm-steps train)
 
@@ -242,10 +242,9 @@ def save_model(folder: str | os.PathLike, model: torch.nn.Module, *, tokenizer) 
     :func:`lm_steps.gpt2.export_hf` (after loading) all take the folder."""
     import json
 
-    from .tokenizers import CharTokenizer, encoding_to_dict
+    from .tokenizers import tokenizer_to_dict
 
-    tok = tokenizer if isinstance(tokenizer, dict) else (
-        tokenizer.to_dict() if isinstance(tokenizer, CharTokenizer) else encoding_to_dict(tokenizer))
+    tok = tokenizer if isinstance(tokenizer, dict) else tokenizer_to_dict(tokenizer)
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise ValueError(f"{folder} is a file; save_model writes a folder (choose a folder name)")
@@ -260,10 +259,23 @@ def load_model(path: str | os.PathLike, *, device: str | torch.device = "cpu"):
     """``(model, tokenizer)`` kept by :func:`save_model` (or any checkpoint with a tokenizer): a
     :class:`~lm_steps.gpt.GPT` in eval mode and the tokenizer object (a ``CharTokenizer`` or a
     tiktoken ``Encoding``). ``path`` is the folder or the checkpoint file."""
-    from .tokenizers import CharTokenizer, encoding_from_dict
-
     model, ckpt = gpt_from_checkpoint(path, device=device)
-    tok = ckpt.get("tokenizer")
-    if not isinstance(tok, dict):
-        raise CheckpointError(f"{path} holds no tokenizer; keep models with save_model(folder, model, tokenizer=...)")
-    return model, (CharTokenizer.from_dict(tok) if tok.get("type") == "char" else encoding_from_dict(tok))
+    return model, load_tokenizer(ckpt, path)
+
+
+def load_tokenizer(ckpt: dict, path: str | os.PathLike = "the checkpoint"):
+    """The tokenizer object a loaded checkpoint holds (a ``CharTokenizer`` or a tiktoken ``Encoding``);
+    a CheckpointError naming ``path`` if it holds none or a broken one."""
+    from .tokenizers import tokenizer_from_dict
+
+    d = ckpt.get("tokenizer")
+    if not isinstance(d, dict):
+        raise CheckpointError(f"{path} holds no tokenizer: it was not written by `lm-steps train` or save_model()")
+    try:
+        return tokenizer_from_dict(d)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as err:  # KeyError, TypeError, ...; tiktoken's Rust panics are BaseExceptions
+        detail = " ".join(str(err).split())[:200]
+        raise CheckpointError(f"{path}: the checkpoint's tokenizer is broken ({type(err).__name__}: {detail}): the "
+                              f"file was edited or is corrupt; use another checkpoint or train again") from None

@@ -49,15 +49,14 @@ from typing import Sequence
 
 import torch
 
-from .checkpoint import CheckpointError, gpt_from_checkpoint, load_checkpoint
+from .checkpoint import MODEL_FILE, CheckpointError, gpt_from_checkpoint, load_checkpoint, load_tokenizer
 from .checks import check_int, check_number
 from .config import TrainConfig
 from .data import DataError, names_splits, shakespeare_splits, wikitext_splits
 from .evaluation import evaluate_stream
 from .gpt import GPT, GPTConfig
 from .sample import generate
-from .tokenizers import (WIKITEXT_SPECIALS, CharTokenizer, encoding_from_dict, encoding_to_dict, pretrained_encoding,
-                         train_bpe)
+from .tokenizers import WIKITEXT_SPECIALS, CharTokenizer, pretrained_encoding, tokenizer_to_dict, train_bpe
 from .runs import check_resumable, setup_distributed, train
 from .sizes import sizes
 from .utils import (PROFILES, THREADS_ENV, atomic_write, auto_device, eval_mode, get_profile, make_generator,
@@ -95,7 +94,7 @@ CHAR_CONFIGS = {
 }
 #: The WikiText GPT on its own BPE: notebook 06's profiles (``vocab_size`` is the BPE's).
 BPE_CONFIGS = {profile: _bpe_preset(profile) for profile in PROFILES}
-CHECKPOINT, RUN = "ckpt.pt", "run.json"
+CHECKPOINT, RUN = MODEL_FILE, "run.json"
 BEST, CONFIG, LOG, CURVE = "best.pt", "config.json", "log.jsonl", "loss.png"
 DEBUG_ENV = "LM_STEPS_DEBUG"  # LM_STEPS_DEBUG=1 (or --debug) prints the traceback behind an error
 #: The fields ``train`` takes as options (``--n_layer 4`` or ``--n-layer 4``, as nanoGPT's configurator):
@@ -159,20 +158,6 @@ def _splits(data: str) -> dict[str, str]:
             raise CLIError(f"{data} is empty; give a text file with some text in it")
         train_text, val_text = shakespeare_splits(text)
     return {"train": train_text, "val": val_text}
-
-
-def _tokenizer(d: dict):
-    """The tokenizer a checkpoint holds: a CharTokenizer or a tiktoken Encoding."""
-    if not isinstance(d, dict):
-        raise CLIError("the checkpoint holds no tokenizer (was it written by `lm-steps train`?)")
-    try:
-        return CharTokenizer.from_dict(d) if d.get("type") == "char" else encoding_from_dict(d)
-    except (KeyboardInterrupt, SystemExit):
-        raise
-    except BaseException as err:  # KeyError, TypeError, ...; tiktoken's Rust panics are BaseExceptions
-        detail = " ".join(str(err).split())[:200]
-        raise CheckpointError(f"the checkpoint's tokenizer is broken ({type(err).__name__}: {detail}): the file was "
-                              f"edited or is corrupt; use another checkpoint or train again") from None
 
 
 def _tokens(tok, text: str) -> tuple[torch.Tensor, int, int | None]:
@@ -319,10 +304,7 @@ def cmd_train(args) -> int:
     leader = int(os.environ.get("RANK", "0")) == 0  # under torchrun, rank 0 owns the folder
     lock = _RunLock(out) if leader and out.is_dir() else None  # taken at once, before any long work
     try:
-        status = _train(args, out, lock, leader)
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            torch.distributed.barrier()  # leave together: a rank that exits while another still talks can abort
-        return status
+        return _train(args, out, lock, leader)  # under torchrun, train() returns on every rank together
     finally:
         if lock is not None:
             lock.release()
@@ -430,7 +412,7 @@ def _train(args, out: Path, lock: _RunLock | None, leader: bool = True) -> int:
 
     splits = _splits(data)
     if stored is not None:
-        tok = _tokenizer(stored.get("tokenizer"))
+        tok = load_tokenizer(stored, ckpt_path)
     elif bpe:
         if leader:
             print(f"training a {model_kw['vocab_size']:,}-token BPE on the training split", file=sys.stderr)
@@ -438,7 +420,7 @@ def _train(args, out: Path, lock: _RunLock | None, leader: bool = True) -> int:
         tok = train_bpe(text, model_kw["vocab_size"], special_tokens=WIKITEXT_SPECIALS, name=f"{config}_bpe")
     else:
         tok = CharTokenizer.from_text("".join(splits.values()))
-    tok_dict = tok.to_dict() if isinstance(tok, CharTokenizer) else encoding_to_dict(tok)
+    tok_dict = tokenizer_to_dict(tok)
     vocab_size = tok.vocab_size if isinstance(tok, CharTokenizer) else tok.n_vocab
     cfg = GPTConfig(**{**model_kw, "vocab_size": vocab_size})
     try:
@@ -548,14 +530,10 @@ def _write_log(out: Path, history: dict) -> None:
 
     from matplotlib.figure import Figure  # no pyplot: no window, whatever the backend
 
+    from .plots import loss_curve
+
     fig = Figure(figsize=(6, 3.5))
-    ax = fig.subplots()
-    if history["step"]:
-        ax.plot(history["step"], history["loss"], lw=0.6, alpha=0.5, label="train (each step)")
-    ax.plot(history["val_step"], history["train_eval_loss"], "o-", ms=3, label="train (estimate)")
-    ax.plot(history["val_step"], history["val_loss"], "s-", ms=3, label="validation (estimate)")
-    ax.set(xlabel="step", ylabel="loss (nats per token)", title=f"{out.name}: loss")
-    ax.legend()
+    loss_curve(history, ax=fig.subplots(), title=f"{out.name}: loss")
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
     with atomic_write(out / CURVE) as f:
@@ -576,7 +554,7 @@ def _load(path: str, device: torch.device):
         raise CLIError(f"no checkpoint at {path}" + (f" (pretrained models: {', '.join(GPT2_NAMES)})"
                                                      if "/" not in path else ""))
     model, ckpt = gpt_from_checkpoint(p, device=device)
-    return p, model, ckpt, _tokenizer(ckpt.get("tokenizer"))
+    return p, model, ckpt, load_tokenizer(ckpt, p)
 
 
 def _pretrained(name: str, device: torch.device):

@@ -14,6 +14,8 @@ The figure to expect is a word-level perplexity of about 29-30 with GPT-2's 1,02
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 
 from .gpt import GPT, GPTConfig
@@ -100,7 +102,7 @@ def from_pretrained(name: str = "gpt2", *, device: str | torch.device = "cpu") -
     return gpt_from_hf(GPT2LMHeadModel.from_pretrained(name)).to(device)
 
 
-def export_hf(model: GPT, folder) -> "Path":
+def export_hf(model: GPT, folder) -> Path:
     """Write ``model`` in Hugging Face's GPT-2 layout: ``folder/config.json`` and ``folder/model.safetensors``.
 
     ``transformers.GPT2LMHeadModel.from_pretrained(folder)`` then computes the same logits. Only a
@@ -109,8 +111,6 @@ def export_hf(model: GPT, folder) -> "Path":
     gets zero biases, which compute the same. Needs the ``safetensors`` package (which
     ``transformers`` installs). Returns the folder.
     """
-    from pathlib import Path
-
     from .utils import atomic_write, unwrap
 
     try:
@@ -133,12 +133,9 @@ def export_hf(model: GPT, folder) -> "Path":
             continue  # tied: GPT-2 keeps one matrix, transformer.wte.weight
         value = tensor.detach().to("cpu", torch.float32)
         tensors[name] = (value.t() if name.endswith(CONV1D_WEIGHTS) else value).contiguous()  # Linear -> Conv1D
-    if not c.bias:  # GPT-2 has biases everywhere: zeros compute the same
-        for name, p in model.named_parameters():
-            if name.endswith(".weight") and (".ln_" in name or "ln_f" in name or name.endswith(("c_attn.weight",
-                                                                                               "c_proj.weight",
-                                                                                               "c_fc.weight"))):
-                tensors.setdefault(name[:-len("weight")] + "bias", torch.zeros(p.shape[0]))
+    for name, module in model.named_modules():  # GPT-2 has biases everywhere: zeros compute the same
+        if isinstance(module, (torch.nn.Linear, torch.nn.LayerNorm)) and name != "lm_head" and module.bias is None:
+            tensors[f"{name}.bias"] = torch.zeros(module.weight.shape[0])
     act = {"gelu_tanh": "gelu_new", "gelu": "gelu", "relu": "relu"}[c.ffn]
     config = {"architectures": ["GPT2LMHeadModel"], "model_type": "gpt2", "vocab_size": c.vocab_size,
               "n_positions": c.block_size, "n_embd": c.n_embd, "n_layer": c.n_layer, "n_head": c.n_head,

@@ -93,9 +93,9 @@ def check_figure(fig) -> None:
     with their axes off are checked only for what applies to them.
     """
     fig.canvas.draw()  # tick labels and offsets exist only once drawn
-    bars = {id(getattr(m, "colorbar", None).ax) for ax in fig.axes for m in _mappables(ax)
-            if getattr(m, "colorbar", None) is not None}
-    scales = [_scale(m) for ax in fig.axes for m in _mappables(ax) if getattr(m, "colorbar", None) is not None]
+    with_bar = [m for ax in fig.axes for m in _mappables(ax) if getattr(m, "colorbar", None) is not None]
+    bars = {id(m.colorbar.ax) for m in with_bar}
+    scales = [_scale(m) for m in with_bar]
     for i, ax in enumerate(fig.axes):
         if id(ax) in bars or not ax.get_visible():
             continue

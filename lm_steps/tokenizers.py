@@ -20,7 +20,8 @@ from .checks import check_int
 __all__ = [
     "CharTokenizer", "GPT2_SPLIT_PATTERN", "GPT4_SPLIT_PATTERN", "ENDOFTEXT", "WIKITEXT_SPECIALS",
     "check_special_tokens", "check_split_pattern", "encoding_from_merges", "merges_from_encoding", "train_bpe",
-    "encoding_to_dict", "encoding_from_dict", "save_bpe", "load_bpe", "pretrained_encoding",
+    "encoding_to_dict", "encoding_from_dict", "tokenizer_to_dict", "tokenizer_from_dict", "save_bpe", "load_bpe",
+    "pretrained_encoding",
 ]
 
 
@@ -191,6 +192,16 @@ def encoding_from_dict(d: dict):
     if not isinstance(d, dict) or d.get("type") != "tiktoken":
         raise ValueError(f"not an encoding dict: type={d.get('type') if isinstance(d, dict) else type(d).__name__!r}")
     return tiktoken.Encoding(**bpe.from_dict(d, where="encoding dict"))
+
+
+def tokenizer_to_dict(tok) -> dict:
+    """A :class:`CharTokenizer` or a tiktoken Encoding as the plain dict a checkpoint stores."""
+    return tok.to_dict() if isinstance(tok, CharTokenizer) else encoding_to_dict(tok)
+
+
+def tokenizer_from_dict(d: dict):
+    """Inverse of :func:`tokenizer_to_dict`: a :class:`CharTokenizer` or a tiktoken Encoding."""
+    return CharTokenizer.from_dict(d) if d.get("type") == "char" else encoding_from_dict(d)
 
 
 def save_bpe(enc, path: str | os.PathLike) -> Path:

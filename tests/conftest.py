@@ -33,7 +33,34 @@ def one_thread():
     torch.set_num_threads(n)
 
 
+@pytest.fixture(scope="module")
+def text_file(tmp_path_factory):
+    """About 3,000 characters of pangrams, one per line (the last 10% is the validation split)."""
+    path = tmp_path_factory.mktemp("text") / "pangrams.txt"
+    path.write_text("".join(f"{PANGRAMS[i % 4]} {i}\n" for i in range(70)), encoding="utf-8")
+    return path
+
+
 # ----------------------------------------------------------------------------- helpers (import from conftest)
+PANGRAMS = ["the quick brown fox jumps over the lazy dog", "pack my box with five dozen liquor jugs",
+            "how vexingly quick daft zebras jump", "sphinx of black quartz, judge my vow"]
+
+
+def run_cli(capsys, *argv) -> tuple[int, str, str]:
+    """``lm_steps.cli.main(argv)`` (each argument made a string): ``(status, stdout, stderr)``. torch's
+    thread count is restored afterwards (``main`` sets it for the whole process)."""
+    import torch
+
+    from lm_steps import cli
+
+    threads = torch.get_num_threads()
+    try:
+        status = cli.main([str(a) for a in argv])
+    finally:
+        torch.set_num_threads(threads)
+    out, err = capsys.readouterr()
+    return status, out, err
+
 def gen(seed: int = 0) -> "torch.Generator":
     """A CPU ``torch.Generator`` seeded with ``seed``: explicit randomness for every test."""
     import torch

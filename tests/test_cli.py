@@ -17,23 +17,9 @@ from lm_steps.checkpoint import gpt_from_checkpoint, load_checkpoint
 from lm_steps.evaluation import evaluate_stream
 from lm_steps.tokenizers import CharTokenizer
 
+from conftest import run_cli as run
+
 ROOT = Path(__file__).resolve().parent.parent
-LINES = ["the quick brown fox jumps over the lazy dog", "pack my box with five dozen liquor jugs",
-         "how vexingly quick daft zebras jump", "sphinx of black quartz, judge my vow"]
-
-
-def run(capsys, *argv) -> tuple[int, str, str]:
-    status = cli.main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return status, out, err
-
-
-@pytest.fixture(scope="module")
-def text_file(tmp_path_factory) -> Path:
-    """About 3,000 characters of pangrams, one per line (the last 10% is the validation split)."""
-    path = tmp_path_factory.mktemp("text") / "pangrams.txt"
-    path.write_text("".join(f"{LINES[i % 4]} {i}\n" for i in range(70)), encoding="utf-8")
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -16,28 +16,11 @@ import torch
 from lm_steps import cli
 from lm_steps.checkpoint import load_checkpoint
 
+from conftest import run_cli as run
+
 ROOT = Path(__file__).resolve().parent.parent
-LINES = ["the quick brown fox jumps over the lazy dog", "pack my box with five dozen liquor jugs",
-         "how vexingly quick daft zebras jump", "sphinx of black quartz, judge my vow"]
 SMALL = ["--config", "smoke", "--n_layer", "1", "--n-embd", "16", "--n_head", "2", "--block_size", "16",
          "--batch_size", "4", "--eval_interval", "3", "--eval_iters", "2"]
-
-
-def run(capsys, *argv) -> tuple[int, str, str]:
-    threads = torch.get_num_threads()
-    try:
-        status = cli.main([str(a) for a in argv])
-    finally:
-        torch.set_num_threads(threads)  # main sets torch's threads for the whole process
-    out, err = capsys.readouterr()
-    return status, out, err
-
-
-@pytest.fixture(scope="module")
-def text_file(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("text") / "pangrams.txt"
-    path.write_text("".join(f"{LINES[i % 4]} {i}\n" for i in range(70)), encoding="utf-8")
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -21,28 +21,15 @@ from lm_steps.checkpoint import CheckpointError, gpt_from_checkpoint, load_check
 from lm_steps.gpt import GPT, GPTConfig
 from lm_steps.tokenizers import WIKITEXT_SPECIALS, encoding_to_dict, train_bpe
 
+from conftest import PANGRAMS, run_cli as run
+
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "lm_steps"
-LINES = ["the quick brown fox jumps over the lazy dog", "pack my box with five dozen liquor jugs",
-         "how vexingly quick daft zebras jump", "sphinx of black quartz, judge my vow"]
 TINY = GPTConfig(vocab_size=11, block_size=8, n_layer=1, n_head=2, n_embd=8)
-
-
-def run(capsys, *argv) -> tuple[int, str, str]:
-    status = cli.main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return status, out, err
 
 
 def one_line_error(status: int, err: str, *, code: int = 2) -> bool:
     return status == code and err.startswith("lm-steps: ") and err.count("\n") == 1 and "Traceback" not in err
-
-
-@pytest.fixture(scope="module")
-def text_file(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("text") / "pangrams.txt"
-    path.write_text("".join(f"{LINES[i % 4]} {i}\n" for i in range(70)), encoding="utf-8")
-    return path
 
 
 def train_args(text_file, out, *more):
@@ -59,7 +46,7 @@ def trained(text_file, tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def bpe_ckpt(tmp_path_factory) -> Path:
     """An untrained GPT on a small BPE (with WikiText's specials), saved as a checkpoint."""
-    enc = train_bpe(" ".join(LINES) * 20, 300, special_tokens=WIKITEXT_SPECIALS, name="tiny_bpe")
+    enc = train_bpe(" ".join(PANGRAMS) * 20, 300, special_tokens=WIKITEXT_SPECIALS, name="tiny_bpe")
     model = GPT(GPTConfig(vocab_size=enc.n_vocab, block_size=16, n_layer=1, n_head=2, n_embd=16),
                 generator=torch.Generator().manual_seed(0))
     path = tmp_path_factory.mktemp("bpe") / "ckpt.pt"
