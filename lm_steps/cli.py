@@ -17,7 +17,8 @@ resolved ``config.json``, ``best.pt`` (the lowest validation loss so far), ``log
 per evaluation) and ``loss.png``. ``torchrun --nproc_per_node 2 -m lm_steps train ...`` trains
 data-parallel (gloo on CPUs, nccl on GPUs) with the same global batch as one process.
 ``--threads N`` (or ``LM_STEPS_THREADS``) sets torch's CPU threads (default: the CPUs this
-process may use, at most torch's own default).
+process may use, at most torch's own default). ``--compile`` trains through ``torch.compile``
+(nanoGPT's ``--compile=True``; ``--compile eager`` only traces, to check a model compiles).
 
 A progress bar shows on a terminal. ``train`` writes ``DIR/ckpt.pt`` (weights, optimizer, configs, history and the tokenizer) every
 ``eval_interval`` steps and at the end, and ``DIR/run.json`` (which data and configuration), so
@@ -60,7 +61,7 @@ from .tokenizers import WIKITEXT_SPECIALS, CharTokenizer, pretrained_encoding, t
 from .runs import check_resumable, setup_distributed, train
 from .sizes import sizes
 from .utils import (PROFILES, THREADS_ENV, atomic_write, auto_device, eval_mode, get_profile, make_generator,
-                    set_threads)
+                    set_threads, unwrap)
 from .wikitext import count_words, split_articles, token_stream
 
 __all__ = ["DATASETS", "CHAR_CONFIGS", "BPE_CONFIGS", "CLIError", "DEBUG_ENV", "main"]
@@ -489,14 +490,16 @@ def _run_training(args, out, data, config, max_iters, stored, accept, model, str
         _write_log(out, history)
         if args.sample_tokens:
             g = torch.Generator().manual_seed(tcfg.seed)
-            with eval_mode(net):
-                idx = generate(net, torch.zeros((1, 0), dtype=torch.long, device=device), args.sample_tokens,
+            plain = unwrap(net)  # a compiled model would recompile for every length it generates at
+            with eval_mode(plain):
+                idx = generate(plain, torch.zeros((1, 0), dtype=torch.long, device=device), args.sample_tokens,
                                start_token=0 if isinstance(tok, CharTokenizer) else tok.eot_token, generator=g)
             text = tok.decode(idx[0].tolist()).strip("\n")
             say(f"  sample ({args.sample_tokens} tokens):\n    " + text.replace("\n", "\n    "), flush=True)
 
+    net = _compiled(model, args.compile)
     try:
-        history = train(model, streams, tcfg, device=device, progress=leader and sys.stderr.isatty(),
+        history = train(net, streams, tcfg, device=device, progress=leader and sys.stderr.isatty(),
                         checkpoint_path=ckpt_path, best_checkpoint_path=out / BEST,
                         resume=ckpt_path if stored is not None else None, tokenizer=tok_dict, accept_changes=accept,
                         on_evaluate=on_evaluate)
@@ -517,6 +520,24 @@ def _run_training(args, out, data, config, max_iters, stored, accept, model, str
             f"(val loss {history['val_loss'][best]:.4f} at step {history['val_step'][best]}); log {out / LOG}, "
             f"curve {out / CURVE}")
     return 0
+
+
+def _compiled(model: torch.nn.Module, backend: str | None) -> torch.nn.Module:
+    """``model`` through ``torch.compile`` with ``backend`` (None: ``model`` itself)."""
+    return model if backend is None else torch.compile(model, backend=backend)
+
+
+def _check_compile(backend: str | None) -> None:
+    """``--compile BACKEND``: refused in one line unless this torch has that backend."""
+    if backend is None:
+        return
+    if not hasattr(torch, "compile"):
+        raise CLIError(f"--compile needs torch 2.0 or newer (this is {torch.__version__}); leave it out")
+    from torch import _dynamo  # torch.compile's tracer, which keeps the list of backends
+
+    if backend not in _dynamo.list_backends(exclude_tags=()):  # the debugging ones (eager, aot_eager) too
+        raise CLIError(f"--compile {backend}: not a torch.compile backend; use one of "
+                       f"{', '.join(sorted(_dynamo.list_backends()))}, or eager to check the tracing")
 
 
 def _write_log(out: Path, history: dict) -> None:
@@ -742,6 +763,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help=f"continue the run in --out from its {CHECKPOINT}")
     p.add_argument("--sample-tokens", type=int, default=0, help="print a sample of this many tokens at each "
                                                                   "evaluation (default 0: none)")
+    p.add_argument("--compile", nargs="?", const="inductor", default=None, metavar="BACKEND",
+                   help="train through torch.compile (default backend: inductor; its first steps compile, later "
+                        "ones run faster); checkpoints hold the plain model either way")
     config_options = p.add_argument_group("model and training fields (default: the --config's)")
     for f in MODEL_FIELDS + TRAIN_FIELDS:
         names = [f"--{f.name}"] + ([f"--{f.name.replace('_', '-')}"] if "_" in f.name else [])
@@ -835,6 +859,7 @@ def _check_args(args) -> None:
         check_number("--temperature", args.temperature, low=0, hint=" (0: greedy)")
     if getattr(args, "top_p", None) is not None:
         check_number("--top-p", args.top_p, low=0, high=1, low_open=True)
+    _check_compile(getattr(args, "compile", None))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -115,6 +115,23 @@ def test_bad_options_are_one_line(text_file, tmp_path, capsys, argv, message):
     assert not (tmp_path / "r").exists()  # nothing written before the checks pass
 
 
+def test_compile_trains_the_same_model_and_saves_it_plain(text_file, tmp_path, capsys):
+    """--compile wraps the model in torch.compile (here its eager backend: tracing only, the same arithmetic);
+    the checkpoint holds the plain model's weights, equal to an uncompiled run's."""
+    runs = {}
+    for name, extra in (("plain", []), ("compiled", ["--compile", "eager"])):
+        status, out, err = run(capsys, "train", "--data", text_file, "--out", tmp_path / name, *SMALL,
+                               "--max_iters", "4", *extra)
+        assert status == 0, err
+        runs[name] = load_checkpoint(tmp_path / name / "ckpt.pt")["model"]
+    assert runs["compiled"].keys() == runs["plain"].keys()  # no "_orig_mod." prefix
+    for k in runs["plain"]:
+        torch.testing.assert_close(runs["compiled"][k], runs["plain"][k], rtol=1e-5, atol=1e-6)
+    status, _, err = run(capsys, "train", "--data", text_file, "--out", tmp_path / "bad", "--compile", "nope")
+    assert status == 2 and "--compile nope: not a torch.compile backend" in err and "inductor" in err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "bad").exists()
+
+
 def test_threads_option_and_environment(text_file, tmp_path, capsys, monkeypatch):
     seen = []
     monkeypatch.setattr(cli, "cmd_train", None)

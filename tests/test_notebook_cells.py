@@ -20,6 +20,6 @@ def test_imports_first_then_a_short_setup_and_short_cells(path):
         s = line.strip()
         assert not s or s.startswith(("import ", "from ", "%", "#", "guard(")) or line.startswith(" ") or s == ")", \
             f"{path.name}: the first code cell is the imports only; move {s!r} to the cell after it"
-    assert len(cells[1].splitlines()) <= 10, f"{path.name}: the setup cell after the imports has over 10 lines"
+    assert len(cells[1].splitlines()) <= 8, f"{path.name}: the setup cell after the imports has over 8 lines"
     for i, cell in enumerate(cells):
         assert len(cell.splitlines()) <= 30, f"{path.name}: code cell {i + 1} has {len(cell.splitlines())} lines (at most 30)"

@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import torch
 
+from ..classify import mean_pool
 from ..gpt import GPT, GPTConfig
 from ..mlm import MLMConfig, mask_tokens
 from . import Passed, check_function
 
-__all__ = ["check_bert_mask", "check_next_char_targets", "WRONG_ANSWERS"]
+__all__ = ["check_bert_mask", "check_next_char_targets", "check_mean_pool", "WRONG_ANSWERS"]
 
 #: Plausible mistakes each check must catch (tests/test_exercises.py applies each to the worked solution):
 #: exercise name -> [(text of the solution, what a learner might write instead), ...].
@@ -20,6 +21,11 @@ WRONG_ANSWERS = {
     ],
     "next_char_targets": [
         ("mask[:, 1:] == 0", "mask[:, :-1] == 0"),  # off by one: scores the [PAD] right after each line
+    ],
+    "mean_pool": [
+        ("(h * real).sum(dim=1) / real.sum(dim=1)", "h.mean(dim=1)"),  # padding counted in the mean
+        ("(h * real).sum(dim=1) / real.sum(dim=1)", "(h * real).sum(dim=1)"),  # a sum: long lines get big vectors
+        ("(h * real).sum(dim=1) / real.sum(dim=1)", "(h * real).mean(dim=1)"),  # divides by the padded length
     ],
 }
 
@@ -94,3 +100,16 @@ def check_next_char_targets(next_char_targets) -> Passed:
                           hint="the values compared are the targets' shape, how many targets the loss counts, and "
                                "the loss; only a real next character is a target: fill the positions whose next "
                                "token is padding (mask[:, 1:] == 0) with IGNORE_INDEX")
+
+
+def check_mean_pool(mean_pool_fn) -> Passed:
+    """``mean_pool(h, attention_mask) -> (B, C)``: the mean of ``h`` (B, T, C) over each row's real positions."""
+
+    def make_case(i):
+        g = torch.Generator().manual_seed(8300 + i)
+        _, mask = _padded(g, 5 + i, 10, short=2)
+        return torch.randn(*mask.shape, 6, generator=g), mask
+
+    return check_function(mean_pool_fn, mean_pool, make_case, name="mean_pool", atol=1e-6, rtol=1e-5,
+                          hint="multiply h by the mask (as floats, shape (B, T, 1)) so padding adds nothing, sum over "
+                               "the positions (dim=1), and divide by each row's number of real positions")
