@@ -203,7 +203,7 @@ TABLE: dict[str, dict[str, Any]] = {
         # linear probe's is ten times it), seeds per way of training, and the least lead the pretrained encoder's
         # lowest seed must have over the highest seed trained from scratch (0: ahead on every seed; smoke's 300
         # pretraining steps are too few to be ahead, it may trail by a little)
-        cls_steps=Per(80, 300, 600),
+        cls_steps=Per(80, 600, 600),
         cls_batch=32,
         cls_lr=1e-3,
         cls_seeds=3,
