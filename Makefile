@@ -75,6 +75,7 @@ NEEDS_03  := names
 NEEDS_03b := names
 NEEDS_04  := names
 NEEDS_05  := tinyshakespeare
+NEEDS_05b := wikitext-2-v1 tinyshakespeare tiktoken
 NEEDS_06  := wikitext-2-v1 tiktoken
 NEEDS_07  := tinyshakespeare
 NEEDS_08  := tinyshakespeare

@@ -127,6 +127,30 @@ TABLE: dict[str, dict[str, Any]] = {
         timed=dict(vocab_size=65, block_size=128, n_layer=4, n_head=4, n_embd=128),  # the KV-cache timing (CPU)
     ),
 
+    # ---- 05b tokenizers
+    "05b": dict(
+        bpe_chars=Per(200_000, 2_000_000, None),  # characters of WikiText-2's training split the BPEs learn from (None: all)
+        vocab_size=Per(1024, 4096, 8192),  # ours with GPT-4's pattern, with GPT-2's, and SentencePiece: the same size
+        vocab_sizes=Per((256, 512, 1024), (256, 512, 1024, 2048, 4096), (256, 512, 1024, 2048, 4096, 8192)),
+        loop_chars=Per(5_000, 30_000, 60_000),  # the hand-written training loop's text (it recounts every pair per merge)
+        loop_vocab=Per(256 + 30, 256 + 150, 256 + 300),
+        eval_chars=Per(100_000, None, None),  # validation characters the compression is measured on (None: all)
+        enc_chars=Per(20_000, 300_000, None),  # validation characters your encoder runs on (also with GPT-4's merges)
+        n_numbers=10_000,  # the numbers 1 .. n_numbers, split by GPT-2's and GPT-4's tokenizers
+        # the untrained-token experiment: a BPE of gpt_vocab tokens learned on WikiText, a GPT trained on Shakespeare
+        gpt_vocab=Per(1024, 2048, 2048),
+        gpt=Per(dict(block_size=32, n_layer=1, n_head=2, n_embd=32), dict(block_size=64, n_layer=2, n_head=2, n_embd=64),
+                dict(block_size=64, n_layer=2, n_head=2, n_embd=64)),  # GPTConfig fields
+        gpt_train=Per(dict(max_iters=100, batch_size=8, lr=3e-3, min_lr=3e-4, warmup_iters=10, eval_interval=100,
+                           eval_iters=2, dtype="float32"),  # TrainConfig fields
+                      dict(max_iters=600, batch_size=16, lr=3e-3, min_lr=3e-4, warmup_iters=30, eval_interval=600,
+                           eval_iters=5, dtype="float32"),
+                      dict(max_iters=600, batch_size=16, lr=3e-3, min_lr=3e-4, warmup_iters=30, eval_interval=600,
+                           eval_iters=5, dtype="float32")),
+        seeds=(1, 2, 3),  # the GPT is trained once per seed
+        min_norm_ratio=Per(1.15, 2.0, 2.0),  # trained rows' mean norm over never-trained rows', at least (every seed)
+    ),
+
     # ---- 06 WikiText BPE GPT
     "06": dict(
         vocab_size=Per(512, 8192, 8192),  # BPE tokens

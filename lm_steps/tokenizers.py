@@ -3,7 +3,8 @@
 :func:`train_bpe` learns byte-pair merges with :mod:`lm_steps.bpe` (where BPE itself is taught) and
 returns a ``tiktoken.Encoding``, so encoding runs in tiktoken's Rust core; :func:`save_bpe` /
 :func:`load_bpe` write and read it back bit for bit; :func:`pretrained_encoding` gives GPT-2's
-``r50k_base`` and GPT-4's ``cl100k_base``.
+``r50k_base`` and GPT-4's ``cl100k_base``; :func:`train_sentencepiece` trains SentencePiece (Llama 2's
+settings) for comparison.
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ __all__ = [
     "CharTokenizer", "GPT2_SPLIT_PATTERN", "GPT4_SPLIT_PATTERN", "ENDOFTEXT", "WIKITEXT_SPECIALS",
     "check_special_tokens", "check_split_pattern", "encoding_from_merges", "merges_from_encoding", "train_bpe",
     "encoding_to_dict", "encoding_from_dict", "tokenizer_to_dict", "tokenizer_from_dict", "save_bpe", "load_bpe",
-    "pretrained_encoding",
+    "pretrained_encoding", "train_sentencepiece",
 ]
 
 
@@ -246,6 +247,44 @@ def pretrained_encoding(name: str):
             f"on a machine with one, run `python -m lm_steps.data fetch tiktoken --to DIR` (or `make data "
             f"DATA_DIR=DIR`), copy DIR here and set TIKTOKEN_CACHE_DIR=DIR/tiktoken."
         ) from None
+
+
+# ----------------------------------------------------------------------------- SentencePiece
+def train_sentencepiece(text: str, vocab_size: int, *, model_type: str = "bpe", byte_fallback: bool = True,
+                        character_coverage: float = 0.99995):
+    """Train a SentencePiece model of ``vocab_size`` pieces on ``text`` (one sentence per line), in memory.
+
+    The settings are Llama 2's: BPE over code points, a space written as ``▁`` and added before
+    the first word, digits split one by one, no normalisation (so decoding gives the text back
+    exactly), and with ``byte_fallback`` a character outside the vocabulary (rarer than
+    ``character_coverage`` of the training characters, or never seen) becomes its UTF-8 bytes,
+    pieces ``<0x00>`` .. ``<0xFF>``, instead of ``<unk>``. One thread, so the same text gives the
+    same model. Returns a ``sentencepiece.SentencePieceProcessor``.
+    """
+    import io
+
+    try:
+        import sentencepiece as spm
+    except ImportError:
+        raise ImportError("train_sentencepiece needs the sentencepiece package: pip install sentencepiece "
+                          "(or install lm-steps with its notebooks extra)") from None
+    if not isinstance(text, str):
+        raise TypeError(f"text must be a str, got {type(text).__name__}; decode bytes with .decode('utf-8')")
+    lines = [line for line in text.splitlines() if line.strip()]
+    if not lines:
+        raise ValueError("text has no line with anything but whitespace: nothing to train SentencePiece on")
+    model = io.BytesIO()
+    try:
+        spm.SentencePieceTrainer.train(
+            sentence_iterator=iter(lines), model_writer=model, vocab_size=check_int("vocab_size", vocab_size, minimum=1),
+            model_type=model_type, byte_fallback=byte_fallback, character_coverage=character_coverage,
+            normalization_rule_name="identity", add_dummy_prefix=True, remove_extra_whitespaces=False,
+            split_digits=True, allow_whitespace_only_pieces=True, max_sentence_length=1 << 20, num_threads=1,
+            unk_surface=" \u2047 ", minloglevel=2)
+    except RuntimeError as err:  # SentencePiece says why in C++ terms: too small or too large for the text
+        reason = str(err).split("] ")[-1]
+        raise ValueError(f"SentencePiece cannot train vocab_size={vocab_size} on this text: {reason}") from None
+    return spm.SentencePieceProcessor(model_proto=model.getvalue())
 
 
 # ----------------------------------------------------------------------------- names that moved

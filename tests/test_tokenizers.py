@@ -274,3 +274,45 @@ def test_moved_names_still_work_with_a_deprecation_warning(module, old, new):
     with pytest.raises(AttributeError):
         T.no_such_name
     assert (lm_steps.train_bpe, lm_steps.save_bpe, lm_steps.load_bpe) == (T.train_bpe, T.save_bpe, T.load_bpe)
+
+
+# ----------------------------------------------------------------------------- SentencePiece (notebook 05b)
+def test_sentencepiece_round_trips_and_falls_back_to_bytes():
+    pytest.importorskip("sentencepiece")
+    text = "\n".join(VARIED[:2] + [CORPUS] * 3)
+    sp = T.train_sentencepiece(text, 340)
+    assert sp.get_piece_size() == 340 and sum(sp.is_byte(i) for i in range(340)) == 256
+    unseen = "Ōsaka 🚲 " + CORPUS.splitlines()[0]  # Ō and the bicycle are not in the training text
+    ids = sp.encode(unseen)
+    assert sp.decode(ids) == unseen and sp.unk_id() not in ids  # no normalisation, nothing lost
+    pieces = sp.encode("🚲", out_type=str)
+    assert "".join(f"<0x{b:02X}>" for b in "🚲".encode("utf-8")) in "".join(pieces)
+    again = T.train_sentencepiece(text, 340)
+    assert again.encode(CORPUS) == sp.encode(CORPUS)  # one thread: the same text, the same model
+    plain = T.train_sentencepiece(text, 340 - 256, byte_fallback=False)
+    assert plain.unk_id() in plain.encode("🚲") and plain.decode(plain.encode("🚲")) != "🚲"
+
+
+def test_sentencepiece_refuses_bad_input():
+    pytest.importorskip("sentencepiece")
+    with pytest.raises(TypeError, match="str"):
+        T.train_sentencepiece(b"bytes", 300)
+    with pytest.raises(ValueError, match="nothing to train"):
+        T.train_sentencepiece("  \n\n ", 300)
+    with pytest.raises(ValueError, match="vocab_size"):
+        T.train_sentencepiece("some text", 0)
+    with pytest.raises(ValueError, match="vocab_size=100000"):
+        T.train_sentencepiece("some text", 100_000)
+
+
+def test_recovered_cl100k_merges_with_the_byte_shuffle_give_cl100k_ids():
+    try:
+        enc = T.pretrained_encoding("cl100k_base")
+    except RuntimeError as err:
+        pytest.skip(str(err))
+    ranks = enc._mergeable_ranks
+    ref = ReferenceBPE(merges_from_encoding(enc))
+    to_cl100k = [ranks[token] for token in ref.vocab]  # the bytes are shuffled in cl100k's ranks; merges are not
+    assert to_cl100k[:256] != list(range(256)) and to_cl100k[256:] == list(range(256, len(to_cl100k)))
+    for text in VARIED:
+        assert [to_cl100k[i] for i in ref.encode(text)] == enc.encode(text, disallowed_special=())
