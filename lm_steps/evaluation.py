@@ -21,7 +21,7 @@ from .checkpoint import gpt_from_checkpoint
 from .losses import IGNORE_INDEX, lm_loss
 from .utils import eval_mode, progress_bar
 
-__all__ = ["evaluate", "token_nlls", "evaluate_stream", "nll_metrics",
+__all__ = ["evaluate", "token_nlls", "sliding_windows", "evaluate_stream", "nll_metrics",
            "evaluate_checkpoints", "distinct_ngrams"]
 
 def _device_of(model: torch.nn.Module) -> torch.device:
@@ -83,13 +83,7 @@ def token_nlls(model: torch.nn.Module, tokens: torch.Tensor, *, block_size: int 
         raise ValueError(f"need a 1-D stream of at least 2 tokens, got shape {tuple(tokens.shape)}")
     device = _device_of(model) if device is None else device
     N = len(tokens) - 1  # number of targets
-    windows = []  # (start, length, first scored position)
-    start, scored_to = 0, 0  # targets 1..scored_to are done
-    while scored_to < N:
-        length = min(T, N - start)
-        windows.append((start, length, scored_to - start))
-        scored_to = start + length
-        start += stride
+    windows = sliding_windows(N, T, stride)
     nll = torch.empty(N, dtype=torch.float32)
     context = torch.empty(N, dtype=torch.long)
     with eval_mode(model), progress_bar(total=len(windows), desc="evaluate", unit="window",
@@ -108,6 +102,23 @@ def token_nlls(model: torch.nn.Module, tokens: torch.Tensor, *, block_size: int 
             i += len(group)
             bar.update(len(group))
     return nll, context
+
+
+def sliding_windows(n_targets: int, block_size: int, stride: int) -> list[tuple[int, int, int]]:
+    """The windows that score each of ``n_targets`` targets once: ``(start, length, first)`` each.
+
+    A window reads ``length`` (at most ``block_size``) tokens from ``start`` and scores its
+    positions from ``first`` on: the targets no earlier window reached. Windows start every
+    ``stride`` tokens until every target is scored (Hugging Face's documented method).
+    """
+    windows = []
+    start, scored_to = 0, 0  # the targets before scored_to are done
+    while scored_to < n_targets:
+        length = min(block_size, n_targets - start)
+        windows.append((start, length, scored_to - start))
+        scored_to = start + length
+        start += stride
+    return windows
 
 
 def nll_metrics(total_nll: float, n_tokens: int, *, n_bytes: int | None = None, n_words: int | None = None) -> dict:
