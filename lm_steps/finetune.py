@@ -23,7 +23,7 @@ from .tokenizers import CharTokenizer, ChatTokenizer
 from .training import adamw
 
 __all__ = ["USER", "ASSISTANT", "END", "SPECIALS", "TASKS", "make_tasks", "chat_tokenizer", "chat_prompt",
-           "chat_ids", "add_tokens", "sft_example", "sft_batch", "finetune", "LoRALinear", "add_lora", "trainable",
+           "chat_ids", "conversation_ids", "add_tokens", "sft_example", "sft_batch", "finetune", "LoRALinear", "add_lora", "trainable",
            "answer", "score"]
 
 USER, ASSISTANT, END = "<|user|>", "<|assistant|>", "<|end|>"  # the chat template's special tokens
@@ -62,6 +62,13 @@ def chat_ids(tok: ChatTokenizer, text: str) -> list[int]:
     """The ids of :func:`chat_prompt` ``(text)``, the user's text read as plain characters (so a user
     cannot write a special token)."""
     return [tok.special_id(USER)] + tok.encode_ordinary(text) + [tok.special_id(END), tok.special_id(ASSISTANT)]
+
+
+def conversation_ids(tok: ChatTokenizer, turns: Sequence[tuple[str, str]]) -> list[int]:
+    """The ids of finished exchanges one after another: each user turn (:func:`chat_ids`) and its
+    answer, closed by the end token, as ``lm-steps chat`` keeps them in the context."""
+    end = tok.special_id(END)
+    return [i for text, reply in turns for i in chat_ids(tok, text) + tok.encode_ordinary(reply) + [end]]
 
 
 def add_tokens(model: GPT, n: int, *, generator: torch.Generator | None = None) -> GPT:

@@ -12,6 +12,7 @@ from conftest import run_cli
 from lm_steps import cli
 from lm_steps.checkpoint import load_model, save_model
 from lm_steps.finetune import (ASSISTANT, END, USER, LoRALinear, add_lora, add_tokens, answer, chat_ids, chat_prompt,
+                               conversation_ids,
                                chat_tokenizer, finetune, make_tasks, sft_example, trainable)
 from lm_steps.gpt import GPT, GPTConfig
 from lm_steps.losses import IGNORE_INDEX
@@ -99,7 +100,8 @@ def _chat_model(tmp_path):
     tok = chat_tokenizer(CHARS)
     model = add_tokens(tiny(CHARS.vocab_size), 3)
     end = tok.special_id(END)
-    first = chat_ids(tok, "hi") + tok.encode("ok") + [end]
+    first = conversation_ids(tok, [("hi", "ok")])
+    assert first == chat_ids(tok, "hi") + tok.encode("ok") + [end]
     examples = [sft_example(chat_ids(tok, "hi"), tok.encode("ok"), end),
                 sft_example(first + chat_ids(tok, "hi"), tok.encode("ok"), end)]
     finetune(model, examples, steps=60, batch_size=2, lr=1e-2, pad_id=0, generator=torch.Generator().manual_seed(0))
