@@ -54,6 +54,7 @@ def check_tokenizer_dict(tokenizer, vocab_size: int | None = None) -> None:
         return
     kind = tokenizer.get("type")
     n = (len(tokenizer.get("chars", ())) if kind == "char" else
+         len(tokenizer.get("chars", ())) + len(tokenizer.get("specials", ())) if kind == "chat" else
          len(tokenizer.get("tokens", ())) + len(tokenizer.get("special_tokens", {})) if kind == "tiktoken" else None)
     if n is not None and n > vocab_size:
         raise ValueError(f"the tokenizer has {n} tokens but the model reads only vocab_size={vocab_size}: the "

@@ -5,6 +5,7 @@
     lm-steps train --data my_text.txt --out runs/mine --max-iters 500     # any UTF-8 text file
     lm-steps sample runs/shakespeare/ckpt.pt --prompt "ROMEO:" --seed 1
     lm-steps chat runs/shakespeare/ckpt.pt                                # one prompt per line
+    lm-steps chat build/models/11_finetuned_gpt-cpu.pt                    # a fine-tuned model: one turn per line
     lm-steps eval runs/wikitext/ckpt.pt --split test
     lm-steps sample gpt2 --prompt "Hello"                                 # OpenAI's GPT-2 (needs the network once)
     lm-steps export runs/shakespeare --out runs/shakespeare-hf            # Hugging Face's GPT-2 layout
@@ -25,7 +26,10 @@ A progress bar shows on a terminal. ``train`` writes ``DIR/ckpt.pt`` (weights, o
 ``--resume`` continues an interrupted run exactly and ``eval`` finds the data again. While it runs it
 holds a lock on ``DIR`` (the kernel drops it when the process ends, however it ends), so a second
 ``train`` on the same folder is refused, and it changes nothing in ``DIR`` until every check has
-passed. ``sample`` and ``chat`` print each token as it comes (Ctrl-C keeps what was printed).
+passed. ``sample`` and ``chat`` print each token as it comes (Ctrl-C keeps what was printed). ``chat``
+continues each line, or, with a model fine-tuned through the chat template of :mod:`lm_steps.finetune`
+(its tokenizer has the template's special tokens), answers each line as a user turn, stopping at the
+end-of-turn token and keeping the conversation's turns in the context.
 
 Everything here is a thin layer over :func:`~lm_steps.runs.train`, :func:`~lm_steps.sample.generate`,
 :func:`~lm_steps.evaluation.evaluate_stream` and the checkpoint functions; this module is the one
@@ -57,7 +61,9 @@ from .data import DataError, names_splits, shakespeare_splits, wikitext_splits
 from .evaluation import evaluate_stream
 from .gpt import GPT, GPTConfig
 from .sample import generate
-from .tokenizers import WIKITEXT_SPECIALS, CharTokenizer, pretrained_encoding, tokenizer_to_dict, train_bpe
+from .finetune import END, chat_ids
+from .tokenizers import (WIKITEXT_SPECIALS, CharTokenizer, ChatTokenizer, pretrained_encoding, tokenizer_to_dict,
+                         train_bpe)
 from .runs import check_resumable, setup_distributed, train
 from .sizes import sizes
 from .utils import (PROFILES, THREADS_ENV, atomic_write, auto_device, eval_mode, get_profile, make_generator,
@@ -660,13 +666,38 @@ def cmd_sample(args) -> int:
     return 0
 
 
+def _chat_turn(model, tok, history: list[int], line: str, args, generator, device) -> list[int]:
+    """Print the model's answer to ``line`` as the next assistant turn after ``history`` (ids), each token as
+    it is drawn, up to the end-of-turn token; return the conversation's ids with both turns added."""
+    end = tok.special_id(END)
+    ids = (history + chat_ids(tok, line))[-model.block_size:]  # the last block of the conversation
+    idx = torch.tensor([ids], dtype=torch.long, device=device)  # (1, T)
+    temperature = 0.0 if 0 < args.temperature < torch.finfo(torch.float32).tiny else args.temperature
+    try:
+        for _ in range(args.max_new_tokens):
+            idx = generate(model, idx, 1, temperature=temperature, top_k=args.top_k, top_p=args.top_p,
+                           generator=generator)  # (1, T + 1)
+            if idx[0, -1].item() == end:
+                break
+            sys.stdout.write(tok.decode(idx[0, -1:].tolist()))
+            sys.stdout.flush()
+    finally:
+        sys.stdout.write("\n")
+        sys.stdout.flush()
+    new = idx[0].tolist()
+    return new if new[-1] == end else new + [end]
+
+
 def cmd_chat(args) -> int:
     device = _device(args.device)
     _, model, _, tok = _load(args.ckpt, device)
     g = _generator(args.seed)
+    template = isinstance(tok, ChatTokenizer)  # a fine-tuned model: each line is a user turn
     interactive = sys.stdin.isatty()
     if interactive:
-        print("one prompt per line; Ctrl-D or Ctrl-C ends", file=sys.stderr)
+        print("one message per line, answered in turn; Ctrl-D or Ctrl-C ends" if template else
+              "one prompt per line; Ctrl-D or Ctrl-C ends", file=sys.stderr)
+    history: list[int] = []
     try:
         while True:
             if interactive:
@@ -676,11 +707,15 @@ def cmd_chat(args) -> int:
                 break
             prompt = line.rstrip("\r\n")
             try:
-                _encode_prompt(tok, prompt)
-            except CLIError as err:
-                print(f"lm-steps: error: {err}", file=sys.stderr)
+                _encode_prompt(tok, prompt) if not template else tok.encode_ordinary(prompt)
+            except (CLIError, ValueError) as err:
+                print(f"lm-steps: error: {err if isinstance(err, CLIError) else f'the prompt has {err}'}",
+                      file=sys.stderr)
                 continue
-            _stream(model, tok, prompt, args, g, device, echo=False)
+            if template:
+                history = _chat_turn(model, tok, history, prompt, args, g, device)
+            else:
+                _stream(model, tok, prompt, args, g, device, echo=False)
     except KeyboardInterrupt:
         print(file=sys.stderr)
     return 0
@@ -789,7 +824,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--num-samples", type=int, default=1)
     p.set_defaults(run=cmd_sample)
 
-    p = sub.add_parser("chat", help="continue each line read from standard input", parents=[common])
+    p = sub.add_parser("chat", help="continue each line read from standard input (a fine-tuned model: answer it)", parents=[common])
     generation(p)
     p.set_defaults(run=cmd_chat, max_new_tokens=100)
 

@@ -19,7 +19,7 @@ from .bpe import GPT2_SPLIT_PATTERN, GPT4_SPLIT_PATTERN, check_special_tokens, c
 from .checks import check_int
 
 __all__ = [
-    "CharTokenizer", "GPT2_SPLIT_PATTERN", "GPT4_SPLIT_PATTERN", "ENDOFTEXT", "WIKITEXT_SPECIALS",
+    "CharTokenizer", "ChatTokenizer", "GPT2_SPLIT_PATTERN", "GPT4_SPLIT_PATTERN", "ENDOFTEXT", "WIKITEXT_SPECIALS",
     "check_special_tokens", "check_split_pattern", "encoding_from_merges", "merges_from_encoding", "train_bpe",
     "encoding_to_dict", "encoding_from_dict", "tokenizer_to_dict", "tokenizer_from_dict", "save_bpe", "load_bpe",
     "pretrained_encoding", "train_sentencepiece",
@@ -100,6 +100,76 @@ class CharTokenizer:
         if d.get("type") != "char":
             raise ValueError(f"not a character tokenizer dict: type={d.get('type')!r}")
         return cls(tuple(d["chars"]))
+
+
+@dataclass(frozen=True)
+class ChatTokenizer(CharTokenizer):
+    """A character vocabulary with special tokens after it: ``chars[i]`` is id ``i``, ``specials[j]``
+    is id ``len(chars) + j``. :meth:`encode` reads the special tokens written out in the text (a chat
+    template's ``<|user|>``, ...); :meth:`encode_ordinary` reads every character as itself.
+
+    >>> tok = ChatTokenizer(("a", "b"), specials=("<|end|>",))
+    >>> tok.encode("ab<|end|>"), tok.decode([1, 0, 2])
+    ([0, 1, 2], 'ba<|end|>')
+    """
+
+    specials: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        super().__post_init__()
+        specials = tuple(self.specials)
+        if not specials or any(not isinstance(s, str) or len(s) < 2 for s in specials):
+            raise ValueError("specials must be one or more strings of at least two characters, e.g. '<|end|>'")
+        if len(set(specials)) != len(specials):
+            raise ValueError("the special tokens repeat")
+        object.__setattr__(self, "specials", specials)
+
+    @property
+    def vocab_size(self) -> int:
+        """Characters plus special tokens."""
+        return len(self.chars) + len(self.specials)
+
+    def special_id(self, token: str) -> int:
+        """The id of the special token ``token``."""
+        if token not in self.specials:
+            raise ValueError(f"{token!r} is not a special token; this tokenizer has {', '.join(self.specials)}")
+        return len(self.chars) + self.specials.index(token)
+
+    def encode_ordinary(self, text: str) -> list[int]:
+        """Ids of the characters of ``text``, special tokens not recognised (as CharTokenizer.encode)."""
+        return super().encode(text)
+
+    def encode(self, text: str) -> list[int]:
+        """Ids of ``text``, each special token written out in it read as its one id."""
+        import re
+
+        ids = []
+        for part in re.split("(" + "|".join(map(re.escape, self.specials)) + ")", text):
+            ids += [self.special_id(part)] if part in self.specials else super().encode(part)
+        return ids
+
+    def decode(self, ids: Sequence[int]) -> str:
+        """The text of ``ids``, special tokens written out."""
+        ids = ids.tolist() if hasattr(ids, "tolist") else list(ids)
+        n = len(self.chars)
+        out = []
+        for i in ids:
+            if not isinstance(i, bool) and isinstance(i, int) and n <= i < self.vocab_size:
+                out.append(self.specials[i - n])
+            else:
+                out.append(super().decode([i]))
+        return "".join(out)
+
+    def to_dict(self) -> dict:
+        """A plain dict (safe for ``torch.load(weights_only=True)`` checkpoints)."""
+        return {"type": "chat", "chars": list(self.chars), "specials": list(self.specials)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ChatTokenizer":
+        """Inverse of :meth:`to_dict`."""
+        if d.get("type") != "chat":
+            raise ValueError(f"not a chat tokenizer dict: type={d.get('type')!r}")
+        return cls(tuple(d["chars"]), specials=tuple(d["specials"]))
 
 
 # ----------------------------------------------------------------------------- byte-level BPE, served by tiktoken
@@ -202,7 +272,9 @@ def tokenizer_to_dict(tok) -> dict:
 
 def tokenizer_from_dict(d: dict):
     """Inverse of :func:`tokenizer_to_dict`: a :class:`CharTokenizer` or a tiktoken Encoding."""
-    return CharTokenizer.from_dict(d) if d.get("type") == "char" else encoding_from_dict(d)
+    kind = d.get("type")
+    return (CharTokenizer.from_dict(d) if kind == "char" else ChatTokenizer.from_dict(d) if kind == "chat"
+            else encoding_from_dict(d))
 
 
 def save_bpe(enc, path: str | os.PathLike) -> Path:
