@@ -137,10 +137,10 @@ TABLE: dict[str, dict[str, Any]] = {
         block_size=Per(64, 128, 512),
         dropout=Per(0.0, 0.0, 0.3),
         batch_size=Per(8, 16, 32),
-        max_iters=Per(300, 1100, 2500),
+        max_iters=Per(300, 700, 2500),
         lr=Per(3e-3, 2e-3, 1e-3),
         warmup_iters=Per(20, 100, 200),
-        eval_interval=Per(100, 275, 250),  # also where checkpoints are saved
+        eval_interval=Per(100, 175, 250),  # also where checkpoints are saved
         eval_iters=Per(2, 8, 20),
         ckpt_eval_tokens=Per(4_000, 40_000, None),  # validation tokens each checkpoint is scored on (None: all)
         eval_articles=Per(2, None, None),  # validation/test articles scored (None: all 60)
@@ -153,13 +153,13 @@ TABLE: dict[str, dict[str, Any]] = {
         cmp_heads=Per(2, 4, 8),
         cmp_embd=Per(64, 64, 256),
         cmp_batch=Per(8, 8, 32),
-        cmp_iters=Per(100, 360, 1000),
-        cmp_warmup=Per(20, 60, 200),
+        cmp_iters=Per(100, 160, 1000),
+        cmp_warmup=Per(20, 50, 200),
         cmp_seeds=3,
         # what the measurements must show: the largest ratio of a pretrained tokenizer's bytes per token to ours,
         # and the highest test word-level perplexity (sliding window) of the trained model
         compression_gap=Per(2.5, 1.15, 1.15),
-        max_word_ppl=Per(12_000, 320, 100),
+        max_word_ppl=Per(12_000, 420, 100),
     ),
 
     # ---- 07 GPT grows up
