@@ -91,10 +91,6 @@ TABLE: dict[str, dict[str, Any]] = {
         n_samples=Per(5, 20, 20),  # names sampled from the scaled-up WaveNet
         # the scaled-up WaveNet's highest dev loss, nats/char (the bigram: 2.4533; the lecture's recipe: its 1.9937 + 0.02)
         max_dev=Per(2.35, 1.99, 1.9937 + 0.02),
-        # the small versions' dev losses, (low, high): the flat MLP minus the better hierarchy (after 300 steps of
-        # 64 the flat MLP is still ahead; after 4,000 of 256 the hierarchy, by more than 0.02), and the bug's cost
-        flat_minus_hierarchy=Per((-0.05, 0.0), (0.02, 0.05), (0.02, 0.05)),
-        buggy_minus_fixed=Per((-0.05, 0.05), (0.0, 0.015), (0.0, 0.015)),
     ),
 
     # ---- 05 Shakespeare GPT
