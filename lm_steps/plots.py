@@ -49,11 +49,12 @@ def bigram_heatmap(table, labels: Sequence[str], *, ax=None, fmt: str = "{:d}", 
 
 def loss_curve(history: dict, *, ax=None, smooth: int = 1, log_y: bool = False, title: str | None = None,
                reference: dict[str, float] | None = None, unit: str = "nats per token",
-               reference_at: str = "start", val_line: bool = True):
+               reference_at: str = "start", val_line: bool = True, legend_outside: bool = False):
     """Training loss per step (optionally a moving average over ``smooth`` steps) and, if the
     history has them, validation points (joined by a line unless ``val_line`` is False: markers
     only); ``reference`` draws horizontal lines, labelled at the ``reference_at`` ("start" or
-    "end") of the x axis, or named in the legend ("legend"); ``unit`` names the loss's unit."""
+    "end") of the x axis, or named in the legend ("legend"); ``unit`` names the loss's unit;
+    ``legend_outside`` puts the legend to the right of the axis, clear of the lines."""
     ax = _axes(ax, (7, 4))
     steps, loss = np.asarray(history["step"]), np.asarray(history["loss"], dtype=float)
     if smooth > 1 and len(loss) >= smooth:
@@ -78,7 +79,10 @@ def loss_curve(history: dict, *, ax=None, smooth: int = 1, log_y: bool = False, 
     ax.set_ylabel(f"loss ({unit}{', log scale' if log_y else ''})")
     if title:
         ax.set_title(title)
-    ax.legend()
+    if legend_outside:
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, fontsize=9)
+    else:
+        ax.legend()
     return ax
 
 
