@@ -155,7 +155,7 @@ TABLE: dict[str, dict[str, Any]] = {
         # what the measurements must show: the largest ratio of a pretrained tokenizer's bytes per token to ours,
         # and the highest test word-level perplexity (sliding window) of the trained model
         compression_gap=Per(2.5, 1.15, 1.15),
-        max_word_ppl=Per(12_000, 420, 100),
+        max_word_ppl=Per(12_000, 430, 100),  # cpu: 401.8 measured (700 steps)
     ),
 
     # ---- 07 GPT grows up
