@@ -49,10 +49,12 @@ def bigram_heatmap(table, labels: Sequence[str], *, ax=None, fmt: str = "{:d}", 
 
 def loss_curve(history: dict, *, ax=None, smooth: int = 1, log_y: bool = False, title: str | None = None,
                reference: dict[str, float] | None = None, unit: str = "nats per token",
-               reference_at: str = "start"):
+               reference_at: str = "start", val_line: bool = True, legend_outside: bool = False):
     """Training loss per step (optionally a moving average over ``smooth`` steps) and, if the
-    history has them, validation points; ``reference`` draws labelled horizontal lines, their labels
-    at the ``reference_at`` ("start" or "end") of the x axis; ``unit`` names the loss's unit."""
+    history has them, validation points (joined by a line unless ``val_line`` is False: markers
+    only); ``reference`` draws horizontal lines, labelled at the ``reference_at`` ("start" or
+    "end") of the x axis, or named in the legend ("legend"); ``unit`` names the loss's unit;
+    ``legend_outside`` puts the legend to the right of the axis, clear of the lines."""
     ax = _axes(ax, (7, 4))
     steps, loss = np.asarray(history["step"]), np.asarray(history["loss"], dtype=float)
     if smooth > 1 and len(loss) >= smooth:
@@ -60,11 +62,14 @@ def loss_curve(history: dict, *, ax=None, smooth: int = 1, log_y: bool = False, 
         steps = steps[smooth - 1:]
     ax.plot(steps, loss, label="train" + (f" (mean of {smooth})" if smooth > 1 else ""))
     if history.get("val_loss"):
-        ax.plot(history["val_step"], history["val_loss"], "o-", label="validation")
-    if reference_at not in ("start", "end"):
-        raise ValueError(f"reference_at must be 'start' or 'end', got {reference_at!r}")
+        ax.plot(history["val_step"], history["val_loss"], "o-" if val_line else "o", label="validation")
+    if reference_at not in ("start", "end", "legend"):
+        raise ValueError(f"reference_at must be 'start', 'end' or 'legend', got {reference_at!r}")
     x_ref = (steps[0] if reference_at == "start" else steps[-1]) if len(steps) else 0
-    for name, y in (reference or {}).items():
+    for i, (name, y) in enumerate((reference or {}).items()):
+        if reference_at == "legend":  # a style of its own per line, so the legend tells them apart
+            ax.axhline(y, color="gray", ls=("--", ":", "-.")[i % 3], lw=1.2, label=name)
+            continue
         ax.axhline(y, color="gray", ls="--", lw=1)
         ax.annotate(name, (x_ref, y), va="bottom", ha="left" if reference_at == "start" else "right",
                     color="gray", fontsize=8)
@@ -74,7 +79,10 @@ def loss_curve(history: dict, *, ax=None, smooth: int = 1, log_y: bool = False, 
     ax.set_ylabel(f"loss ({unit}{', log scale' if log_y else ''})")
     if title:
         ax.set_title(title)
-    ax.legend()
+    if legend_outside:
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, fontsize=9)
+    else:
+        ax.legend()
     return ax
 
 

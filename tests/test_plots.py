@@ -70,3 +70,20 @@ def test_plots_render(trained, tmp_path):
     _save(plots.similarity_heatmap(sim, LABELS, order=vowels_first(LABELS)), tmp_path / "sim.png")
     with pytest.raises(ValueError):
         plots.embedding_scatter(torch.zeros(27, 3), LABELS)
+
+
+def test_loss_curve_points_and_legend_references():
+    history = {"step": list(range(10)), "loss": [3.0 - 0.1 * i for i in range(10)],
+               "val_step": [0, 5, 9], "val_loss": [3.0, 2.6, 2.2]}
+    ax = plots.loss_curve(history, val_line=False, reference={"uniform": 3.3, "unigram": 2.8}, reference_at="legend",
+                          legend_outside=True)
+    val = next(line for line in ax.lines if line.get_label() == "validation")
+    assert val.get_linestyle() == "None" and val.get_marker() == "o"  # points, no line joining them
+    assert not ax.texts  # the references are named in the legend, not written over the curve
+    names = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert names[-2:] == ["uniform", "unigram"]
+    styles = [line.get_linestyle() for line in ax.lines if line.get_label() in ("uniform", "unigram")]
+    assert len(set(styles)) == 2  # told apart in the legend
+    with pytest.raises(ValueError, match="reference_at"):
+        plots.loss_curve(history, reference_at="middle")
+    plt.close("all")
