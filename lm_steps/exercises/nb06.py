@@ -46,8 +46,16 @@ def check_smoothed_loss(smoothed_loss) -> Passed:
 
 def check_sliding_windows(windows_fn) -> Passed:
     """``windows_fn(n_targets, block_size, stride) -> [(start, length, first), ...]``: every target scored once."""
-    for n, block, stride in ((10, 4, 2), (7, 8, 8), (23, 6, 4)):
-        got = windows_fn(n, block, stride)
+    hint = ("start at 0; each window is min(block_size, n_targets - start) long, scores from scored_to - start on, "
+            "then scored_to = start + length and start += stride")
+    for n, block, stride in ((10, 4, 2), (7, 8, 8), (23, 6, 4)):  # first: is every target scored once?
+        try:
+            got = windows_fn(n, block, stride)
+        except NotImplementedError:
+            raise ExerciseError(f"sliding_windows is not written yet. Hint: {hint}") from None
+        except Exception as err:  # the learner's code failed: say on what
+            raise ExerciseError(f"sliding_windows({n}, {block}, {stride}) raised {type(err).__name__}: {err}. "
+                                f"Hint: {hint}") from None
         scored = [t for s, length, first in (got or []) for t in range(s + first, s + length)]
         if sorted(scored) != list(range(n)):
             twice = sorted({t for t in scored if scored.count(t) > 1})
@@ -60,6 +68,4 @@ def check_sliding_windows(windows_fn) -> Passed:
                                 f"{n} targets must be scored exactly once. Hint: a window scores from the first "
                                 f"target no earlier window reached (first = scored_to - start)")
     return check_function(windows_fn, sliding_windows, lambda i: ((10, 50, 23)[i], (4, 8, 6)[i], (2, 3, 6)[i]),
-                          name="sliding_windows", atol=0, rtol=0,
-                          hint="start at 0; each window is min(block_size, n_targets - start) long, scores from "
-                               "scored_to - start on, then scored_to = start + length and start += stride")
+                          name="sliding_windows", atol=0, rtol=0, hint=hint)
