@@ -14,6 +14,18 @@ import json
 from lm_steps.results import results_path
 
 
+def _mean(x) -> float:
+    """A number, or the mean of a list of them (one per seed)."""
+    return sum(x) / len(x) if isinstance(x, (list, tuple)) else x
+
+
+def _span(x, fmt: str) -> str:
+    """``mean (min-max)`` of one figure per seed; a single number as it is."""
+    if not isinstance(x, (list, tuple)):
+        return format(x, fmt)
+    return f"{format(_mean(x), fmt)} (seeds {format(min(x), fmt)}-{format(max(x), fmt)})"
+
+
 def rows(results: dict) -> list[tuple[str, str, str]]:
     """(notebook, what, figure) for each record the notebooks wrote, in notebook order."""
     out = []
@@ -27,6 +39,21 @@ def rows(results: dict) -> list[tuple[str, str, str]]:
         elif name.startswith("07 batched"):
             out.append((name, f"{r['prompts']} prompts x {r['new_tokens']} new tokens",
                         f"one batched call {r['batched_seconds']:.2f} s, one call per prompt {r['per_prompt_seconds']:.2f} s"))
+        elif name.startswith("05b"):
+            out.append((name, f"{data}, {r['vocab_size']:,}-token BPEs: bytes per token",
+                        ", ".join(f"{k} {v:.3f}" for k, v in r["bytes_per_token"].items())
+                        + f"; {r['never_seen']:,} tokens never in the GPT's text, the others' embedding norms "
+                          f"{r['norm_ratio']:.2f}x theirs"))
+        elif name.startswith("08 question"):
+            kinds = {k[: -len("_accuracy")].replace("_", " "): v for k, v in r.items() if k.endswith("_accuracy")}
+            out.append((name, f"{data}, {r['test_lines']:,} held-out lines, {r['steps']} steps, accuracy (mean of 3 seeds)",
+                        ", ".join(f"{k} {v:.3f}" for k, v in kinds.items())))
+        elif name.startswith("11"):
+            out.append((name, f"{data}: held-out exact match; Shakespeare val loss after",
+                        f"base {_mean(r['base_exact']):.1%}, full {_span(r['full_exact'], '.1%')}, LoRA "
+                        f"{_span(r['lora_exact'], '.1%')} ({r['lora_trained']:,} of {r['full_trained']:,} parameters "
+                        f"trained); Shakespeare {_mean(r['shakespeare_loss_before']):.4f} before, full "
+                        f"{_span(r['shakespeare_loss_full'], '.4f')}, LoRA {_span(r['shakespeare_loss_lora'], '.4f')}"))
         elif name.startswith("08"):
             out.append((name, f"{data}, {r['blanks']:,} held-out blanks, accuracy",
                         f"encoder {r['blank_accuracy']:.3f}, GPT of the same size {r['gpt_blank_accuracy']:.3f}, "
