@@ -18,7 +18,6 @@ import torch.nn.functional as F
 
 from .checks import is_int
 from .gpt import GPT
-from .losses import check_attention_mask
 
 __all__ = ["mean_pool", "encoder_states", "SequenceClassifier", "check_class_ids", "question_task"]
 
@@ -64,7 +63,7 @@ class SequenceClassifier(nn.Module):
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None,
                 attention_mask: torch.Tensor | None = None):
         """Class logits (B, n_classes) and, with ``targets`` (B,), their mean cross-entropy."""
-        mask = torch.ones_like(idx) if attention_mask is None else check_attention_mask(attention_mask, idx)
+        mask = torch.ones_like(idx) if attention_mask is None else attention_mask  # the encoder checks it
         pooled = mean_pool(encoder_states(self.encoder, idx, mask), mask)  # (B, C): one vector per sequence
         logits = self.head(pooled)  # (B, n_classes)
         return logits, None if targets is None else F.cross_entropy(logits, check_class_ids(targets, logits))

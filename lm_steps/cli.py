@@ -609,13 +609,17 @@ def _encode_prompt(tok, prompt: str) -> list[int]:
         raise CLIError(f"the prompt has {err}") from None
 
 
-def _stream(model, tok, prompt: str, args, generator, device, *, echo: bool = True) -> None:
-    """Print ``prompt`` (if ``echo``) and its continuation to stdout, each token as it is drawn.
+def _stream(model, tok, prompt: str, args, generator, device, *, echo: bool = True,
+            ids: list[int] | None = None, stop: int | None = None) -> list[int]:
+    """Print ``prompt`` (if ``echo``) and its continuation to stdout, each token as it is drawn; return
+    the ids of the prompt and its continuation.
 
     One :func:`~lm_steps.sample.generate` step per token, so the text is the one generate gives for the
     same generator; a BPE token that ends inside a UTF-8 character is printed once the character is whole.
+    ``ids`` given replaces the prompt's own; ``stop`` given ends the continuation at that token (kept in
+    the returned ids, not printed).
     """
-    ids = _encode_prompt(tok, prompt)
+    ids = _encode_prompt(tok, prompt) if ids is None else ids
     char = isinstance(tok, CharTokenizer)
     start = 0 if char else tok.eot_token  # where an empty prompt starts
     temperature = args.temperature
@@ -635,11 +639,14 @@ def _stream(model, tok, prompt: str, args, generator, device, *, echo: bool = Tr
         for _ in range(args.max_new_tokens):
             nxt = generate(model, idx, 1, start_token=start, temperature=temperature, top_k=args.top_k,
                            top_p=args.top_p, generator=generator)  # (1, T + 1); an empty prompt: start, new
-            write(nxt[0, idx.size(1):].tolist())
-            idx = nxt
+            new, idx = nxt[0, idx.size(1):].tolist(), nxt
+            if stop is not None and new[-1:] == [stop]:
+                break
+            write(new)
     finally:
         sys.stdout.write(("" if char else utf8.decode(b"", final=True)) + "\n")
         sys.stdout.flush()
+    return idx[0].tolist()
 
 
 def _generator(seed: int | None) -> torch.Generator:
@@ -671,20 +678,7 @@ def _chat_turn(model, tok, history: list[int], line: str, args, generator, devic
     it is drawn, up to the end-of-turn token; return the conversation's ids with both turns added."""
     end = tok.special_id(END)
     ids = (history + chat_ids(tok, line))[-model.block_size:]  # the last block of the conversation
-    idx = torch.tensor([ids], dtype=torch.long, device=device)  # (1, T)
-    temperature = 0.0 if 0 < args.temperature < torch.finfo(torch.float32).tiny else args.temperature
-    try:
-        for _ in range(args.max_new_tokens):
-            idx = generate(model, idx, 1, temperature=temperature, top_k=args.top_k, top_p=args.top_p,
-                           generator=generator)  # (1, T + 1)
-            if idx[0, -1].item() == end:
-                break
-            sys.stdout.write(tok.decode(idx[0, -1:].tolist()))
-            sys.stdout.flush()
-    finally:
-        sys.stdout.write("\n")
-        sys.stdout.flush()
-    new = idx[0].tolist()
+    new = _stream(model, tok, line, args, generator, device, echo=False, ids=ids, stop=end)
     return new if new[-1] == end else new + [end]
 
 

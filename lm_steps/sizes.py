@@ -220,7 +220,7 @@ TABLE: dict[str, dict[str, Any]] = {
         bug_steps=60,  # steps of the find-the-bug run (padding left in the targets)
         threads=Per(1, 2, 2),  # two threads make a step (64 lines) about 1.5x faster; at most what the machine has
         # the question classifier: steps and lines per step of each fine-tuning run, its learning rate (the
-        # linear probe's is ten times it), seeds per way of training, and the least lead the pretrained encoder's
+        # probes' is ten times it), seeds per way of training, and the least lead the pretrained encoder's
         # lowest seed must have over the highest seed trained from scratch (0: ahead on every seed; smoke's 300
         # pretraining steps are too few to be ahead, it may trail by a little)
         cls_steps=Per(80, 600, 600),

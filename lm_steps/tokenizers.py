@@ -9,6 +9,7 @@ settings) for comparison.
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -141,8 +142,6 @@ class ChatTokenizer(CharTokenizer):
 
     def encode(self, text: str) -> list[int]:
         """Ids of ``text``, each special token written out in it read as its one id."""
-        import re
-
         ids = []
         for part in re.split("(" + "|".join(map(re.escape, self.specials)) + ")", text):
             ids += [self.special_id(part)] if part in self.specials else super().encode(part)
