@@ -84,13 +84,14 @@ NEEDS_10  := tinyshakespeare
 ALL_DATA  := names tinyshakespeare wikitext-2-v1 tiktoken
 NEEDS := $(sort $(foreach nb,$(NOTEBOOKS),$(or $(NEEDS_$(firstword $(subst _, ,$(notdir $(nb))))),$(ALL_DATA))))
 
-.PHONY: install data run test exercises torch-choice clean help
+.PHONY: install data run test exercises colab torch-choice clean help
 
 help:
 	@echo "make run   - install, fetch the data, execute the notebooks into $(BUILD)/ (profile: LM_STEPS_PROFILE)"
 	@echo "make test  - install, then pytest: unit tests + every notebook under nbval (smoke profile)"
 	@echo "make exercises - the learner's copies of the notebooks in $(BUILD)/exercises/ (each solution a stub)"
 	@echo "make data  - fetch the datasets and tiktoken files (DATA_DIR=folder: into that folder, for offline use)"
+	@echo "make colab - write each notebook's install cell and the README's Colab links from pyproject.toml's Repository URL"
 	@echo "make install - the environment only: torch, the package with its extras, the Jupyter kernel '$(KERNEL)'"
 
 $(PY):
@@ -137,6 +138,9 @@ run: data
 exercises: install
 	$(PY) -m lm_steps.exercises.build --out $(BUILD)/exercises $(NOTEBOOKS)
 	@echo "open them with: $(ENV_DIR)/bin/jupyter lab $(BUILD)/exercises/"
+
+colab:
+	$(PYTHON) docs/colab.py
 
 test: install
 	LM_STEPS_PROFILE=$${LM_STEPS_PROFILE:-smoke} $(PY) -m pytest

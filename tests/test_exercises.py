@@ -24,17 +24,18 @@ def _wrong_answers(path: Path, name: str) -> list[tuple[str, str]]:
     return getattr(module, "WRONG_ANSWERS", {}).get(name, [])
 
 
-def _first_code_cell(path: Path) -> str:
+def _imports_cell(path: Path) -> str:
+    """The notebook's imports (its second code cell: the first installs the package where it is missing)."""
     nb = json.loads(path.read_text(encoding="utf-8"))
-    src = next("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code")
+    src = ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"][1]
     return "\n".join(line for line in src.split("\n") if not line.lstrip().startswith("%"))  # no IPython magics
 
 
 def _run(setup: str, cell: str, check: str):
-    """Run a notebook's first cell, an exercise cell and its check in a fresh namespace; return the check's value."""
+    """Run a notebook's imports cell, an exercise cell and its check in a fresh namespace; return the check's value."""
     ns: dict = {}
     with contextlib.redirect_stdout(io.StringIO()):
-        exec(compile(setup, "first cell", "exec"), ns)
+        exec(compile(setup, "imports cell", "exec"), ns)
         exec(compile(cell, "exercise cell", "exec"), ns)
         *body, last = check.strip().split("\n")
         exec(compile("\n".join(body), "check cell", "exec"), ns)
@@ -47,7 +48,7 @@ CASES = [(path, ex) for path in NOTEBOOKS for ex in exercises(path)]
 @pytest.mark.parametrize("path,ex", CASES, ids=[f"{p.stem}:{e.name}" for p, e in CASES])
 def test_solution_passes_and_wrong_answers_fail(path, ex):
     torch.manual_seed(0)
-    setup = _first_code_cell(path)
+    setup = _imports_cell(path)
     assert isinstance(_run(setup, ex.solution, ex.check), Passed)
     with pytest.raises(ExerciseError) as err:  # the learner's starting point: the stub, or the broken lines
         _run(setup, ex.learner, ex.check)

@@ -1,4 +1,4 @@
-"""The shape of a lesson: imports first, then a few lines of sizes, and no code cell over 30 lines."""
+"""The shape of a lesson: the install cell, imports, then a few lines of sizes, and no code cell over 30 lines."""
 from __future__ import annotations
 
 import json
@@ -10,7 +10,11 @@ NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("
 
 
 def code_cells(path):
-    return ["".join(c["source"]) for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code"]
+    """The notebook's code cells after its first, which installs the package where it is missing
+    (docs/colab.py writes it; tests/test_colab.py checks it)."""
+    cells = ["".join(c["source"]) for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code"]
+    assert cells[0].startswith("# Colab,"), f"{path.name}: the first code cell should be the install cell (make colab)"
+    return cells[1:]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
