@@ -2,13 +2,15 @@
 
     LM_STEPS_PROFILE=gpu python bench/bench_make_run.py            # the whole course on one GPU
     LM_STEPS_PROFILE=smoke python bench/bench_make_run.py --notebooks 01_counting_bigram.ipynb
+    LM_STEPS_PROFILE=smoke python bench/bench_make_run.py --nbval  # each under nbval, as `make test` runs them
 
 Does what the Makefile's ``run`` target does after ``install`` and ``data`` (which need a network
 or a prepared environment): for every notebook under ``notebooks/`` in order, ``jupyter nbconvert
 --to notebook --execute`` into ``--output-dir``, then ``--to html``. Prints each notebook's
 execution and rendering time and peak resident memory (Unix; read as Linux's KiB), the total, and
 any notebook that failed (then exits 1). The profile is ``LM_STEPS_PROFILE`` (unset: gpu with CUDA,
-else cpu), as for ``make run``.
+else cpu), as for ``make run``. ``--nbval`` runs each notebook under nbval instead (one ``pytest``
+process each, its start included; no HTML): the README's ``smoke`` column.
 """
 from __future__ import annotations
 
@@ -43,6 +45,7 @@ def main(argv=None):
     parser.add_argument("--output-dir", type=Path, default=ROOT / "build" / "bench-run")
     parser.add_argument("--limit-min", type=float, default=None,
                         help="the time the whole run should stay within (default: smoke 10, cpu 30, gpu 15 minutes)")
+    parser.add_argument("--nbval", action="store_true", help="each notebook under nbval (pytest) instead of nbconvert")
     args = parser.parse_args(argv)
     profile = get_profile()
     if args.limit_min is None:
@@ -63,22 +66,22 @@ def main(argv=None):
     t_all = time.perf_counter()
     for path in paths:
         t0 = time.perf_counter()
-        returncode, stderr, peak_mb = run_measured(jupyter + ["--to", "notebook", "--execute",
-                                                             "--ExecutePreprocessor.timeout=-1",
-                                                             "--KernelManager.transport=ipc",
-                                                             f"--KernelManager.ip={sock}/kernel",
-                                                             "--output-dir", str(nb_dir), str(path)], env)
+        cmd = [sys.executable, "-m", "pytest", "-q", str(path)] if args.nbval else jupyter + [
+            "--to", "notebook", "--execute", "--ExecutePreprocessor.timeout=-1", "--KernelManager.transport=ipc",
+            f"--KernelManager.ip={sock}/kernel", "--output-dir", str(nb_dir), str(path)]
+        returncode, stderr, peak_mb = run_measured(cmd, env)
         exec_s = time.perf_counter() - t0
         html_s = 0.0
         if returncode:
             failed.append(f"{path.name}: {stderr.strip().splitlines()[-1] if stderr.strip() else returncode}")
-        else:
+        elif not args.nbval:
             t1 = time.perf_counter()
             subprocess.run(jupyter + ["--to", "html", "--output-dir", str(html_dir), str(nb_dir / path.name)],
                            env=env, capture_output=True, check=False)
             html_s = time.perf_counter() - t1
         rows.append((path.name, exec_s, html_s, not returncode))
-        print(f"{path.name:40s} {'ok' if not returncode else 'FAILED':6s} execute {exec_s:7.1f} s  html {html_s:5.1f} s"
+        print(f"{path.name:40s} {'ok' if not returncode else 'FAILED':6s} {'nbval' if args.nbval else 'execute'} "
+              f"{exec_s:7.1f} s  html {html_s:5.1f} s"
               f"  peak memory {peak_mb:6.0f} MB", flush=True)
     total = time.perf_counter() - t_all
     shutil.rmtree(sock, ignore_errors=True)
